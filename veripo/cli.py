@@ -1,0 +1,99 @@
+"""The ``veripo`` command: one entry point, one sub-command per stage.
+
+Each sub-command lives in its own module, imported only when that sub-command runs (so ``veripo --help``
+is instant and the CPU path never imports vLLM or DeepSpeed). A command module provides
+
+    HELP: str                                   # one line, shown in ``veripo --help``
+    def add_arguments(parser) -> None           # its flags
+    def run(args) -> int                        # the work; returns the exit code
+
+Stage commands share the config flags added by :func:`add_config_arguments`:
+``--config FILE.yaml``, dotted overrides as trailing ``key.sub=value`` words, and ``--show-config``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Modules are imported lazily.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("veripo.demo", "Run the whole VerIPO method on synthetic videos with a tiny model (the main job)."),
+    "data": ("veripo.data.cli", "Generate the synthetic video-reasoning task, or validate a JSONL data file."),
+    "model": ("veripo.models.cli", "Build the offline tiny Qwen2.5-VL model kit, or inspect a checkpoint."),
+    "sft": ("veripo.sft", "Supervised warm start on JSONL rows with target responses."),
+    "grpo": ("veripo.grpo.cli", "GRPO stage: sample G rollouts per video question, reward, update; writes rollouts.jsonl."),
+    "verify": ("veripo.verifier.cli", "Rollout-Aware Verifier: judge rollouts and build pairs.jsonl (in-process or via a service)."),
+    "serve-verifier": ("veripo.verifier.service_cli", "Serve the verifier over HTTP (FastAPI): /v1/verify, /v1/pairs, /health, /metrics."),
+    "serve-judge": ("veripo.verifier.judge_server_cli", "Serve a local Hugging Face model as an OpenAI-compatible /v1/chat/completions judge."),
+    "dpo": ("veripo.dpo.cli", "DPO stage: train on pairs.jsonl with any preference loss (or a weighted mix)."),
+    "loop": ("veripo.loop", "Iterate GRPO -> verify -> DPO N times from one YAML config; resumable."),
+    "eval": ("veripo.eval.cli", "Video benchmark harness: run a model, score predictions, report."),
+}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every config-driven stage takes."""
+    parser.add_argument("--config", "-c", default=None, help="YAML config file (fields: see --show-config)")
+    parser.add_argument("--show-config", action="store_true",
+                        help="print every config field with its type, default and meaning, then exit")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                        help="dotted config overrides applied after the YAML file, e.g. optim.lr=2e-4")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="veripo",
+        description="VerIPO trainer for Video-LLMs: GRPO -> Rollout-Aware Verifier -> DPO, iterated.",
+        epilog="Run 'veripo COMMAND --help' for a command's flags; 'veripo COMMAND --show-config' for its config fields.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _load_command(name: str):
+    module_name, _ = COMMANDS[name]
+    return importlib.import_module(module_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        top.print_help()
+        return 0
+    if argv[0] == "--version":
+        from veripo import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        top.print_usage(sys.stderr)
+        print(f"veripo: unknown command {name!r}; choose from: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = _load_command(name)
+    parser = argparse.ArgumentParser(prog=f"veripo {name}", description=module.HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"veripo {name}: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    except Exception as e:  # clear one-line message for expected user errors
+        from veripo.config import ConfigError
+        from veripo.errors import VeripoError
+
+        if isinstance(e, (ConfigError, VeripoError)):
+            print(f"veripo {name}: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
