@@ -1,0 +1,87 @@
+"""The two files the stages talk through: ``rollouts.jsonl`` (GRPO -> verifier) and ``pairs.jsonl``
+(verifier -> DPO). One JSON object per line; unknown keys are kept, so newer writers stay readable.
+
+RolloutRecord — one sampled response, appended by the GRPO stage *before* it is trained on:
+    rollout_id   unique id, ``"{step}-{problem_id}-{index}"``
+    step         GRPO step that sampled it
+    group_id     id shared by the G rollouts of one prompt at one step
+    sample       the data row (``veripo.data.schema.Sample.to_dict()``): problem, options, solution, path...
+    prompt       the user text the policy saw (question + options + instruction)
+    response     decoded completion (``<think>..</think><answer>..</answer>`` kept)
+    token_ids    completion token ids;  logps: per-token log-probs under the sampling policy
+    rewards      {"accuracy": .., "format": .., ..., "total": ..}
+    advantage    the scalar advantage used (null when filtered out); kept: trained on or masked out
+    finish_reason "stop" | "length";  timings: {"generate_s": .., ...}
+
+PairRecord — one chosen/rejected pair for the DPO stage:
+    pair_id, prompt_id, kind ("quality" | "reflective" | "single"), sample (data row), prompt,
+    chosen, rejected (full response texts), provenance: {"chosen": [rollout ids], "rejected": [rollout ids],
+    "verdicts": {rollout_id: {...}}, "reason": "why this rejected was picked"}
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass
+class RolloutRecord:
+    rollout_id: str
+    step: int
+    group_id: str
+    sample: dict[str, Any]
+    prompt: str
+    response: str
+    token_ids: list[int] = dataclasses.field(default_factory=list)
+    logps: list[float] = dataclasses.field(default_factory=list)
+    rewards: dict[str, float] = dataclasses.field(default_factory=dict)
+    advantage: float | None = None
+    kept: bool = True
+    finish_reason: str = "stop"
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def prompt_id(self) -> str:
+        return str(self.sample.get("problem_id"))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(d.pop("extra"))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RolloutRecord":
+        return _from_dict(cls, d)
+
+
+@dataclasses.dataclass
+class PairRecord:
+    pair_id: str
+    prompt_id: str
+    kind: str
+    sample: dict[str, Any]
+    prompt: str
+    chosen: str
+    rejected: str
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(d.pop("extra"))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PairRecord":
+        return _from_dict(cls, d)
+
+
+def _from_dict(cls, d: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise ValueError(f"{cls.__name__} is missing field(s): {', '.join(missing)}")
+    return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
