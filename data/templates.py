@@ -1,0 +1,207 @@
+"""Question and reasoning templates of the synthetic video task, and deliberately flawed responses.
+
+Every synthetic row carries ``task`` (``color``, ``direction``, ``order``, ``count``, ``size``,
+``distance``) and ``meta`` (the ground-truth facts the video was drawn from). From those, this module
+writes the question, a concise correct response (the tiny model generates ~40 tokens), and three kinds
+of flawed response for the warm start, so the Rollout-Aware Verifier has real work to do:
+
+================  =================================================================================
+``correct``       ``<think>{reasoning for the truth}</think><answer>{true answer}</answer>``
+``inconsistent``  the reasoning concludes one value and the answer says another (either side true)
+``repetitive``    the reasoning's premise loops 3-4 times, then the (true) answer
+``wrong``         reasoning and answer agree, but about a wrong value
+================  =================================================================================
+
+A *wrong value* is drawn by :func:`wrong_meta`: another option for multiple choice (the two colours
+swapped for ``order``), another count, or a size/distance off by at least 2 pixels.
+"""
+from __future__ import annotations
+
+import random
+import re
+from typing import Any, Callable
+
+COLOURS = ("red", "green", "blue", "yellow")
+DIRECTIONS = ("left", "right", "up", "down")
+
+#: task -> problem_type of the rows it produces.
+PROBLEM_TYPES = {
+    "color": "multiple choice",
+    "direction": "multiple choice",
+    "order": "multiple choice",
+    "count": "numerical",
+    "size": "regression",
+    "distance": "regression",
+}
+#: task -> the option names of a multiple-choice task (in the default, fixed order).
+OPTION_VALUES = {"color": COLOURS, "direction": DIRECTIONS, "order": COLOURS}
+#: task -> the meta key that holds the answer.
+ANSWER_KEY = {"color": "colour", "direction": "direction", "order": "first", "count": "count",
+              "size": "side", "distance": "distance"}
+
+QUESTIONS = {
+    "color": "What colour is the square?",
+    "direction": "In which direction does the square move?",
+    "order": "Two squares flash one after the other. Which colour appears first?",
+    "count": "How many times does the square flash?",
+    "size": "The video is {width} pixels wide. How many pixels wide is the square?",
+    "distance": "The video is {width} pixels wide. How many pixels does the square move from the first "
+                "frame to the last?",
+}
+
+RESPONSE_KINDS = ("correct", "inconsistent", "repetitive", "wrong")
+_OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
+
+
+def problem_text(task: str, width: int) -> str:
+    """The question (without options) of a ``task`` row; ``width`` is the frame width in pixels."""
+    return QUESTIONS[task].format(width=width)
+
+
+def option_strings(values: list[str] | tuple[str, ...]) -> list[str]:
+    """Video-R1 style options: ``["A. red", "B. green", ...]``."""
+    return [f"{chr(ord('A') + i)}. {v}" for i, v in enumerate(values)]
+
+
+def option_values(options: list[str]) -> list[tuple[str, str]]:
+    """``["A. red", ...]`` -> ``[("A", "red"), ...]``."""
+    out = []
+    for opt in options:
+        m = _OPTION_RE.match(opt)
+        out.append((m.group(1), m.group(2).strip()) if m else ("", opt.strip()))
+    return out
+
+
+def _frames_text(frames: list[int]) -> str:
+    """0-based frame indices as 1-based words: ``[0, 2, 6]`` -> ``"frames 1, 3 and 7"``."""
+    names = [str(f + 1) for f in frames]
+    if len(names) == 1:
+        return f"frame {names[0]}"
+    return "frames " + ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
+def reasoning_parts(task: str, meta: dict[str, Any]) -> tuple[str, str]:
+    """(premise, conclusion) of the reasoning for ``meta``, without final punctuation."""
+    m = meta
+    if task == "color":
+        return f"The square is {m['colour']} in every frame", f"so the colour is {m['colour']}"
+    if task == "direction":
+        return f"The square moves {m['direction']} from frame to frame", f"so it moves {m['direction']}"
+    if task == "order":
+        return (f"The {m['first']} square flashes before the {m['second']} square",
+                f"so {m['first']} appears first")
+    if task == "count":
+        return f"The square is visible in {_frames_text(m['flash_frames'])}", f"so it flashes {_times(m['count'])}"
+    if task == "size":
+        return f"The square spans {m['side']} pixels in each frame", f"so its side is {m['side']} pixels"
+    if task == "distance":
+        return f"The square moves from x={m['x0']} to x={m['x1']}", f"so it moves {m['distance']} pixels"
+    raise ValueError(f"unknown synthetic task {task!r}; choose from {sorted(PROBLEM_TYPES)}")
+
+
+def reasoning_text(task: str, meta: dict[str, Any]) -> str:
+    """One sentence, e.g. ``The square is blue in every frame, so the colour is blue.``"""
+    premise, conclusion = reasoning_parts(task, meta)
+    return f"{premise}, {conclusion}."
+
+
+def answer_text(task: str, meta: dict[str, Any], options: list[str]) -> str:
+    """The answer a response gives for ``meta``: the option letter, or the number."""
+    value = meta[ANSWER_KEY[task]]
+    if PROBLEM_TYPES[task] != "multiple choice":
+        return str(value)
+    for letter, text in option_values(options):
+        if text == value:
+            return letter
+    raise ValueError(f"{value!r} is not among the options {options}")
+
+
+def format_response(reasoning: str, answer: str) -> str:
+    return f"<think>{reasoning}</think><answer>{answer}</answer>"
+
+
+def wrong_meta(task: str, meta: dict[str, Any], options: list[str], rng: random.Random) -> dict[str, Any]:
+    """A copy of ``meta`` describing a plausible but wrong world (its answer differs from the truth)."""
+    m = dict(meta)
+    if task == "order":
+        m["first"], m["second"] = meta["second"], meta["first"]
+    elif task in ("color", "direction"):
+        key = ANSWER_KEY[task]
+        m[key] = rng.choice([v for _, v in option_values(options) if v != meta[key]])
+    elif task == "count":
+        slots = list(range(0, meta["n_frames"], 2))
+        m["count"] = rng.choice([n for n in range(1, len(slots) + 1) if n != meta["count"]])
+        m["flash_frames"] = sorted(rng.sample(slots, m["count"]))
+    elif task == "size":
+        step = max(2, round(meta["side"] * 0.4))
+        m["side"] = meta["side"] + step if meta["side"] - step < 1 or rng.random() < 0.5 else meta["side"] - step
+    elif task == "distance":
+        step = max(2, round(meta["distance"] * 0.4))
+        d = meta["distance"] + step if meta["distance"] - step < 1 or rng.random() < 0.5 else meta["distance"] - step
+        sign = 1 if meta["x1"] >= meta["x0"] else -1
+        m["distance"], m["x1"] = d, meta["x0"] + sign * d
+    else:
+        raise ValueError(f"unknown synthetic task {task!r}")
+    return m
+
+
+def _fields(sample: Any) -> tuple[str, dict[str, Any], list[str]]:
+    """(task, meta, options) of a Sample or a row dict."""
+    if isinstance(sample, dict):
+        get = sample.get
+        extra = sample
+    else:
+        extra = sample.extra
+        get = lambda k, d=None: getattr(sample, k, d)  # noqa: E731
+    task, meta = extra.get("task"), extra.get("meta")
+    if task not in PROBLEM_TYPES or not isinstance(meta, dict):
+        raise ValueError("not a synthetic row: it needs 'task' and 'meta' fields")
+    return task, meta, list(get("options") or [])
+
+
+def correct_response(sample: Any, rng: random.Random | None = None) -> str:
+    """The templated correct reasoning and answer, e.g.
+    ``<think>The square is blue in every frame, so the colour is blue.</think><answer>C</answer>``."""
+    task, meta, options = _fields(sample)
+    return format_response(reasoning_text(task, meta), answer_text(task, meta, options))
+
+
+def inconsistent_response(sample: Any, rng: random.Random) -> str:
+    """The reasoning concludes one value, the answer says another (which side is true is random)."""
+    task, meta, options = _fields(sample)
+    other = wrong_meta(task, meta, options, rng)
+    said, answered = (meta, other) if rng.random() < 0.5 else (other, meta)
+    return format_response(reasoning_text(task, said), answer_text(task, answered, options))
+
+
+def repetitive_response(sample: Any, rng: random.Random) -> str:
+    """The reasoning's premise loops 3-4 times (no conclusion), then the true answer."""
+    task, meta, options = _fields(sample)
+    sentence = reasoning_parts(task, meta)[0] + "."
+    return format_response(" ".join([sentence] * rng.randint(3, 4)), answer_text(task, meta, options))
+
+
+def wrong_response(sample: Any, rng: random.Random) -> str:
+    """A consistent response about a wrong value (reasoning and answer agree; both are wrong)."""
+    task, meta, options = _fields(sample)
+    other = wrong_meta(task, meta, options, rng)
+    return format_response(reasoning_text(task, other), answer_text(task, other, options))
+
+
+RESPONSE_BUILDERS: dict[str, Callable[[Any, random.Random], str]] = {
+    "correct": correct_response,
+    "inconsistent": inconsistent_response,
+    "repetitive": repetitive_response,
+    "wrong": wrong_response,
+}
+
+
+def make_response(sample: Any, kind: str, rng: random.Random) -> str:
+    """A response of ``kind`` (one of :data:`RESPONSE_KINDS`) for a synthetic row."""
+    if kind not in RESPONSE_BUILDERS:
+        raise ValueError(f"unknown response kind {kind!r}; choose from {list(RESPONSE_KINDS)}")
+    return RESPONSE_BUILDERS[kind](sample, rng)

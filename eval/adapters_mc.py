@@ -1,0 +1,363 @@
+"""Adapters for the all-multiple-choice video benchmarks, each reading its release as published.
+
+===========  =====================================================  ==========================================
+benchmark    --annotations (as released)                            task breakdown / overall
+===========  =====================================================  ==========================================
+videomme     ``videomme/test-00000-of-00001.parquet`` (lmms-lab)    task_type (+ duration, domain); micro
+mmvu         ``validation.json`` (yale-nlp/MMVU); MC subset only    subject; micro
+tomato       ``data/`` folder or one ``data/<type>.json``           reasoning type (file name); micro
+lvbench      ``video_info.meta.jsonl`` (THUDM/LVBench)              each of a question's question_type; micro
+videommmu    ``<Track>/test-*.parquet`` (Perception/Comprehension/  track; micro
+             Adaptation), a folder of them, or JSON/JSONL rows
+mvbench      ``json/`` folder or one ``json/<task>.json``           task (file name); mean of task means
+tempcompass  ``questions/multi-choice.json`` (or flat rows)         dimension; micro
+===========  =====================================================  ==========================================
+
+Official scorers these follow (read for reference, not copied): lmms-eval ``tasks/videomme/utils.py``
+(letter A–D, micro accuracy), ``tasks/mmvu/utils.py`` (rule-based letter match; open-ended questions need an
+LLM judge and are left out, as in Video-R1's and VerIPO's MC subsets), yale-nlp/TOMATO ``src/get_score.py``
+(mean over all items), THUDM/LVBench ``lvbench/metrics/compute_accuracy.py`` (a question counts toward every
+one of its ``question_type`` labels; overall is over questions), lmms-eval ``tasks/videommmu/utils.py``
+(MMMU parsing; overall over items), lmms-eval ``tasks/mvbench/utils.py`` + OpenGVLab's leaderboard
+(average of the 20 task accuracies), lmms-eval ``tasks/tempcompass/utils.py`` (multi-choice rules).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from veripo.eval.benchmarks import (LETTERS, BenchmarkAdapter, ItemScore, letter_options, mean, per_task, register,
+                                    require, short_hash)
+
+_OPTION_LINE_RE = re.compile(r"^\s*\(?([A-J])[.)]\s*(.*)$")
+
+
+def split_inline_options(text: str) -> tuple[str, list[str]]:
+    """A question with its options inline (``"...?\\n(A) x\\n(B) y"`` or ``"...?\\nA. x\\nB. y"``) ->
+    ``("...?", ["A. x", "B. y"])``."""
+    stem: list[str] = []
+    options: list[str] = []
+    for line in str(text).splitlines():
+        m = _OPTION_LINE_RE.match(line)
+        if m and (options or stem) and m.group(1) == LETTERS[len(options)]:
+            options.append(f"{m.group(1)}. {m.group(2).strip()}")
+        elif options:
+            options[-1] += " " + line.strip()  # an option wrapped over two lines
+        else:
+            stem.append(line)
+    return "\n".join(stem).strip(), options
+
+
+def leading_letter(text: Any) -> str | None:
+    m = re.match(r"^\s*\(?([A-J])(?:[.):]|\s|$)", str(text))
+    return m.group(1) if m else None
+
+
+def _mc(problem: str, options: list[str], gold: str) -> dict[str, Any]:
+    if not options:
+        raise ValueError("no options")
+    letter = gold.strip().upper()
+    if len(letter) != 1 or letter not in LETTERS[:len(options)]:
+        raise ValueError(f"answer {gold!r} is not one of the option letters {LETTERS[:len(options)]}")
+    return {"problem": str(problem).strip(), "problem_type": "multiple choice", "solution": letter,
+            "options": options}
+
+
+@register
+class VideoMME(BenchmarkAdapter):
+    name = "videomme"
+    title = "Video-MME (w/o subtitles)"
+    annotation_hint = "videomme/test-00000-of-00001.parquet"
+    video_hint = "{video_dir}/{videoID}.mp4 (or {video_dir}/data/{videoID}.mp4)"
+    scorer_reference = "lmms-eval tasks/videomme/utils.py (first A-D letter, micro accuracy)"
+
+    def item_id(self, row):
+        return str(row.get("question_id"))
+
+    def task_of(self, row):
+        return str(row.get("task_type") or "all")
+
+    def groups_of(self, row):
+        return {k: str(row[k]) for k in ("duration", "domain") if row.get(k)}
+
+    def _build(self, row):
+        require(row, "question_id", "question", "options", "answer")
+        opts = [str(o) for o in row["options"]]
+        if not all(leading_letter(o) for o in opts):
+            opts = letter_options(opts)
+        return _mc(row["question"], opts, str(row["answer"]))
+
+    def video_candidates(self, row, video_dir: Path):
+        vid = str(row.get("videoID") or row.get("video_id"))
+        return [video_dir / f"{vid}.mp4", video_dir / "data" / f"{vid}.mp4"]
+
+
+@register
+class MMVU(BenchmarkAdapter):
+    name = "mmvu"
+    title = "MMVU (multiple-choice subset)"
+    annotation_hint = "validation.json"
+    video_hint = "{video_dir}/<path after 'videos/' in the row's video URL>, e.g. {video_dir}/Art/0.mp4"
+    scorer_reference = "lmms-eval tasks/mmvu/utils.py evaluate_with_rule_based (MC only)"
+
+    def _collect(self, where, rec, file, out, errors):
+        if isinstance(rec, dict) and rec.get("question_type") not in (None, "multiple-choice"):
+            if errors is not None:
+                errors.append(f"{where}: skipped: {rec.get('question_type')} question (MC subset only)")
+            return
+        super()._collect(where, rec, file, out, errors)
+
+    def item_id(self, row):
+        return str(row.get("id"))
+
+    def task_of(self, row):
+        meta = row.get("metadata") or {}
+        return str(meta.get("subject") or row.get("subject") or self._video_rel(row).split("/")[0] or "all")
+
+    def _build(self, row):
+        require(row, "id", "question", "choices", "answer")
+        choices = row["choices"]
+        if not isinstance(choices, dict):
+            raise ValueError("choices must be an object {letter: text}")
+        opts = [f"{k}. {str(v).strip()}" for k, v in sorted(choices.items()) if str(v or "").strip()]
+        return _mc(row["question"], opts, str(row["answer"]))
+
+    @staticmethod
+    def _video_rel(row) -> str:
+        src = str(row.get("video_path") or row.get("video") or "")
+        return src.split("videos/", 1)[1] if "videos/" in src else src.rsplit("/", 1)[-1]
+
+    def video_candidates(self, row, video_dir: Path):
+        rel = self._video_rel(row)
+        return [video_dir / rel, video_dir / "videos" / rel, video_dir / Path(rel).name]
+
+
+@register
+class TOMATO(BenchmarkAdapter):
+    name = "tomato"
+    title = "TOMATO"
+    annotation_hint = "data/ (all six <reasoning_type>.json files) or one of them"
+    video_hint = "{video_dir}/{demonstration_type}/{key}.mp4 (or {video_dir}/{key}.mp4)"
+    scorer_reference = "yale-nlp/TOMATO src/get_score.py (mean over all items)"
+
+    def flatten(self, rec, file):
+        row = dict(rec)
+        row.setdefault("id", row.pop("_key", None))
+        row.pop("_key", None)
+        row.setdefault("reasoning_type", file.stem)
+        return [row]
+
+    def item_id(self, row):
+        return f"{row.get('reasoning_type')}-{row.get('id')}"
+
+    def task_of(self, row):
+        return str(row.get("reasoning_type") or row.get("motion_type"))
+
+    def groups_of(self, row):
+        return {"demonstration_type": str(row["demonstration_type"])} if row.get("demonstration_type") else {}
+
+    def _build(self, row):
+        require(row, "question", "options", "key")
+        if not isinstance(row.get("answer"), int) or isinstance(row.get("answer"), bool):
+            raise ValueError(f"answer must be the option index (int), got {row.get('answer')!r}")
+        opts = letter_options(row["options"])
+        if not 0 <= row["answer"] < len(opts):
+            raise ValueError(f"answer index {row['answer']} out of range for {len(opts)} options")
+        return _mc(row["question"], opts, LETTERS[row["answer"]])
+
+    def video_candidates(self, row, video_dir: Path):
+        key = str(row.get("key"))
+        return [video_dir / str(row.get("demonstration_type")) / f"{key}.mp4", video_dir / f"{key}.mp4"]
+
+
+@register
+class LVBench(BenchmarkAdapter):
+    name = "lvbench"
+    title = "LVBench"
+    annotation_hint = "video_info.meta.jsonl"
+    video_hint = "{video_dir}/{key}.mp4"
+    scorer_reference = "THUDM/LVBench lvbench/metrics/compute_accuracy.py"
+    aggregation = "micro average over questions; a question counts toward each of its question_type labels"
+
+    def flatten(self, rec, file):
+        if "qa" not in rec:
+            return [rec]  # already a flat row (e.g. a prediction file)
+        if not isinstance(rec["qa"], list):
+            raise ValueError("qa must be a list")
+        return [dict(qa, key=rec.get("key"), video_type=rec.get("type")) for qa in rec["qa"] if isinstance(qa, dict)]
+
+    def _collect(self, where, rec, file, out, errors):
+        try:
+            super()._collect(where, rec, file, out, errors)
+        except ValueError as e:
+            if errors is None:
+                raise
+            errors.append(f"{where}: {e}")
+
+    def item_id(self, row):
+        return str(row.get("uid"))
+
+    def _types(self, row) -> tuple[str, ...]:
+        qt = row.get("question_type") or []
+        return tuple(str(t) for t in ([qt] if isinstance(qt, str) else qt))
+
+    def task_of(self, row):
+        types = self._types(row)
+        return types[0] if types else "all"
+
+    def tasks_of(self, row):
+        return self._types(row)
+
+    def _build(self, row):
+        require(row, "uid", "question", "answer", "key")
+        stem, opts = split_inline_options(row["question"])
+        return _mc(stem, opts, str(row["answer"]))
+
+    def video_candidates(self, row, video_dir: Path):
+        key = str(row.get("key"))
+        return [video_dir / f"{key}.mp4", video_dir / "videos" / f"{key}.mp4"]
+
+
+_VIDEOMMMU_TRACKS = ("Perception", "Comprehension", "Adaptation")
+
+
+@register
+class VideoMMMU(BenchmarkAdapter):
+    name = "videommmu"
+    title = "VideoMMMU"
+    annotation_hint = "<Track>/test-00000-of-00001.parquet for each track, or their parent folder"
+    video_hint = "{video_dir}/{id}.mp4 (or {video_dir}/{track}/{id}.mp4, {video_dir}/question_only/{id}_image.mp4)"
+    scorer_reference = "lmms-eval tasks/videommmu/utils.py (MMMU letter/open parsing, micro accuracy)"
+
+    def read_rows(self, path, errors=None):
+        path = Path(path)
+        if path.is_dir():
+            subdirs = [path / t for t in _VIDEOMMMU_TRACKS if (path / t).is_dir()]
+            if subdirs:
+                return [r for d in subdirs for r in BenchmarkAdapter.read_rows(self, d, errors)]
+        return super().read_rows(path, errors)
+
+    def flatten(self, rec, file):
+        row = dict(rec)
+        if not row.get("track"):
+            names = {n.lower(): n for n in _VIDEOMMMU_TRACKS}
+            for candidate in (file.parent.name, file.stem.split("-")[0], str(row.get("id", "")).split("_")[0]):
+                if candidate.lower() in names:
+                    row["track"] = names[candidate.lower()]
+                    break
+        return [row]
+
+    def item_id(self, row):
+        return str(row.get("id"))
+
+    def task_of(self, row):
+        return str(row.get("track") or "all")
+
+    def groups_of(self, row):
+        parts = str(row.get("id", "")).split("_")
+        return {"subject": "_".join(parts[1:-1])} if len(parts) > 2 else {}
+
+    def _build(self, row):
+        require(row, "id", "question", "answer")
+        qtype = str(row.get("question_type") or "multiple-choice")
+        if qtype == "multiple-choice":
+            opts = [str(o) for o in (row.get("options") or [])]
+            if not all(leading_letter(o) for o in opts):
+                opts = letter_options(opts)
+            return _mc(row["question"], opts, str(row["answer"]))
+        return {"problem": str(row["question"]), "problem_type": "free-form", "solution": str(row["answer"])}
+
+    def video_candidates(self, row, video_dir: Path):
+        vid = str(row.get("id"))
+        return [video_dir / f"{vid}.mp4", video_dir / str(row.get("track")) / f"{vid}.mp4",
+                video_dir / "question_only" / f"{vid}_image.mp4"]
+
+
+# MVBench task -> video folder of the release (OpenGVLab/MVBench ``video/``), a fact about the data layout.
+MVBENCH_VIDEO_FOLDERS = {
+    "object_interaction": "star/Charades_segment", "action_sequence": "star/Charades_segment",
+    "action_prediction": "star/Charades_segment", "action_localization": "sta/sta_video_segment",
+    "moving_count": "clevrer/video_validation", "fine_grained_pose": "nturgbd_convert",
+    "character_order": "perception/videos", "object_shuffle": "perception/videos",
+    "egocentric_navigation": "vlnqa", "moving_direction": "clevrer/video_validation",
+    "episodic_reasoning": "tvqa/video_fps3_hq_segment", "fine_grained_action": "Moments_in_Time_Raw/videos",
+    "scene_transition": "scene_qa/video", "state_change": "perception/videos",
+    "moving_attribute": "clevrer/video_validation", "action_antonym": "ssv2_video_mp4",
+    "unexpected_action": "FunQA_test/test", "counterfactual_inference": "clevrer/video_validation",
+    "object_existence": "clevrer/video_validation", "action_count": "perception/videos",
+}
+
+
+@register
+class MVBench(BenchmarkAdapter):
+    name = "mvbench"
+    title = "MVBench"
+    annotation_hint = "json/ (the 20 <task>.json files) or one of them"
+    video_hint = "{video_dir}/<task's release folder>/{video} (e.g. clevrer/video_validation/x.mp4) or {video_dir}/{video}"
+    scorer_reference = "lmms-eval tasks/mvbench/utils.py mcq_acc; leaderboard average over the 20 tasks"
+    aggregation = "mean of the per-task accuracies"
+
+    def flatten(self, rec, file):
+        row = dict(rec)
+        row.setdefault("task", file.stem)
+        return [row]
+
+    def item_id(self, row):
+        return f"{row.get('task')}/{short_hash(row.get('video'), row.get('question'), row.get('candidates'))}"
+
+    def task_of(self, row):
+        return str(row.get("task"))
+
+    def _build(self, row):
+        require(row, "video", "question", "candidates", "answer")
+        cands = [str(c) for c in row["candidates"]]
+        if str(row["answer"]) not in cands:
+            raise ValueError(f"answer {row['answer']!r} is not one of the candidates")
+        return _mc(row["question"], letter_options(cands), LETTERS[cands.index(str(row["answer"]))])
+
+    def video_candidates(self, row, video_dir: Path):
+        video = str(row.get("video"))
+        folder = MVBENCH_VIDEO_FOLDERS.get(str(row.get("task")))
+        return ([video_dir / folder / video] if folder else []) + [video_dir / video]
+
+    def overall(self, items: list[ItemScore], attr: str = "score") -> float:
+        return mean(v["score"] for v in per_task(items, attr).values())
+
+
+@register
+class TempCompass(BenchmarkAdapter):
+    name = "tempcompass"
+    title = "TempCompass (multi-choice)"
+    annotation_hint = "questions/multi-choice.json ({video_id: {dimension: [{question, answer}]}}) or flat rows"
+    video_hint = "{video_dir}/{video_id}.mp4"
+    scorer_reference = "lmms-eval tasks/tempcompass/utils.py multi-choice rules (no ChatGPT fall-back)"
+
+    def flatten(self, rec, file):
+        if "question" in rec:
+            return [rec]
+        vid = rec.get("_key") or rec.get("video_id")
+        rows = []
+        for dim, qas in rec.items():
+            if dim.startswith("_") or not isinstance(qas, list):
+                continue
+            rows += [dict(qa, video_id=vid, dim=dim) for qa in qas if isinstance(qa, dict)]
+        return rows
+
+    def item_id(self, row):
+        return f"{row.get('video_id')}/{row.get('dim')}/{short_hash(row.get('question'))}"
+
+    def task_of(self, row):
+        return str(row.get("dim"))
+
+    def _build(self, row):
+        require(row, "video_id", "question", "answer")
+        stem, opts = split_inline_options(row["question"])
+        gold = leading_letter(row["answer"])
+        if gold is None:
+            raise ValueError(f"answer {row['answer']!r} does not start with an option letter")
+        return _mc(stem, opts, gold)
+
+    def video_candidates(self, row, video_dir: Path):
+        vid = str(row.get("video_id"))
+        return [video_dir / f"{vid}.mp4", video_dir / "videos" / f"{vid}.mp4"]

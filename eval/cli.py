@@ -1,0 +1,134 @@
+"""``veripo eval``: score predictions, run a model on a benchmark, compare checkpoints.
+
+    veripo eval list
+    veripo eval score  --benchmark vsibench --predictions preds.jsonl [--out scores.json] [--match strict|lenient]
+    veripo eval run    --benchmark vsibench --annotations test-00000-of-00001.parquet --video-dir VSI/ \\
+                       --model CKPT --out runs/vsi_iter1 [--prompt reasoning|direct] [--fps 2 --max-frames 32 ...]
+                       [--frame-transform drop:0.3|stride:2]
+    veripo eval report --results runs/iter0 runs/iter1 ... --out report/
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from veripo.errors import VeripoError
+
+HELP = "Video benchmark harness: run a model, score predictions, report."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="list the benchmarks, their annotation files and video layouts")
+
+    sc = sub.add_parser("score", help="score a predictions JSONL (benchmark rows as published + 'response')")
+    sc.add_argument("--benchmark", required=True)
+    sc.add_argument("--predictions", required=True, help="JSONL: one benchmark row + 'response' per line")
+    sc.add_argument("--out", help="also write the result JSON here")
+    sc.add_argument("--match", choices=("strict", "lenient"), default="strict",
+                    help="letter rule for the headline score: strict = VerIPO calculate_score.py (default), "
+                         "lenient = extract the one letter the answer commits to; both are in overall_by_match")
+
+    rn = sub.add_parser("run", help="generate answers with a model and score them (resumable)")
+    from veripo.eval.runner import EvalSettings
+
+    defaults = EvalSettings()
+    rn.add_argument("--benchmark", required=True)
+    rn.add_argument("--annotations", required=True, help="the benchmark's annotation file/folder as released")
+    rn.add_argument("--video-dir", help="folder with the benchmark's videos")
+    rn.add_argument("--model", required=True, help="checkpoint folder or model id")
+    rn.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
+    rn.add_argument("--engine", choices=("auto", "hf", "vllm"), default="auto",
+                    help="generation engine: auto = vLLM on a GPU when installed, else Hugging Face")
+    helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(EvalSettings)}
+    rn.add_argument("--prompt", choices=("reasoning", "direct"), default=defaults.prompt, help=helps["prompt"])
+    rn.add_argument("--match", choices=("strict", "lenient"), default=defaults.match, help=helps["match"])
+    for name, typ in (("batch_size", int), ("max_new_tokens", int), ("temperature", float), ("fps", float),
+                      ("num_frames", int), ("min_frames", int), ("max_frames", int), ("min_pixels", int),
+                      ("max_pixels", int), ("frame_transform", str), ("seed", int), ("limit", int)):
+        rn.add_argument("--" + name.replace("_", "-"), type=typ, default=getattr(defaults, name),
+                        help=f"{helps[name]} (default {getattr(defaults, name)})")
+    rn.add_argument("--no-judge", action="store_true", help="skip the inconsistency-rate judge")
+
+    rp = sub.add_parser("report", help="tables + plot comparing result folders (e.g. one per loop iteration)")
+    rp.add_argument("--results", nargs="+", required=True, help="run output folders (or parents of several)")
+    rp.add_argument("--out", required=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"list": _list, "score": _score, "run": _run, "report": _report}[args.action](args)
+
+
+def _list(args) -> int:
+    from veripo.eval.benchmarks import benchmark_names, get_adapter
+
+    for name in benchmark_names():
+        a = get_adapter(name)
+        print(f"{name:12s} {a.title}\n{'':12s}   annotations: {a.annotation_hint}\n{'':12s}   videos: {a.video_hint}"
+              f"\n{'':12s}   scorer: {a.scorer_reference}; overall = {a.aggregation}")
+    return 0
+
+
+def _score(args) -> int:
+    from veripo.eval.benchmarks import get_adapter
+    from veripo.eval.predictions import score_predictions_file
+    from veripo.io_utils import atomic_write_json
+
+    result, _ = score_predictions_file(get_adapter(args.benchmark), args.predictions, args.match)
+    for msg in result["malformed"]:
+        print(f"warning: {msg}", file=sys.stderr)
+    if result["n_malformed"]:
+        print(f"warning: {result['n_malformed']} malformed prediction row(s) skipped", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+    if args.out:
+        atomic_write_json(args.out, result)
+    return 0
+
+
+def build_engine(model: str, settings, kind: str = "auto"):
+    """Load ``model`` and wrap it in the project's generation engine (imported lazily)."""
+    try:
+        from veripo.video.sampling import VideoSampling
+    except ImportError as e:
+        raise VeripoError(f"video sampling is unavailable ({e})") from None
+    fields = {f.name for f in dataclasses.fields(VideoSampling)}
+    sampling = VideoSampling(**{k: v for k, v in settings.video_sampling_kwargs().items() if k in fields})
+    if kind in ("auto", "vllm"):
+        try:
+            import torch
+
+            if kind == "vllm" or torch.cuda.is_available():
+                from veripo.rollout.vllm_engine import VLLMEngine  # type: ignore[import-not-found]
+
+                return VLLMEngine(model, video_sampling=sampling)
+        except ImportError as e:
+            if kind == "vllm":
+                raise VeripoError(f"--engine vllm: the vLLM engine is unavailable ({e})") from None
+    try:
+        from veripo.models.load import load_policy
+        from veripo.rollout.hf_engine import HFEngine
+    except ImportError as e:
+        raise VeripoError(f"the Hugging Face engine is unavailable ({e})") from None
+    loaded, processor = load_policy(model)
+    return HFEngine(loaded, processor, video_sampling=sampling)
+
+
+def _run(args) -> int:
+    from veripo.eval.runner import EvalSettings, run_eval
+
+    names = {f.name for f in dataclasses.fields(EvalSettings)}
+    settings = EvalSettings(**{k: v for k, v in vars(args).items() if k in names})
+    engine = build_engine(args.model, settings, args.engine)
+    run_eval(settings, engine, args.out, judge_fn=None if args.no_judge else "default")
+    return 0
+
+
+def _report(args) -> int:
+    from veripo.eval.report import write_report
+
+    paths = write_report(args.results, args.out)
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    return 0

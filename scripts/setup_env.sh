@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv with the CPU stack veripo is tested on (notes: torch and torchvision MUST be pinned in one
+# pip command, or pip pulls a multi-GB CUDA build). Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+if ! python -c "import torch, torchvision; assert torch.__version__.startswith('2.13.0')" 2>/dev/null; then
+  pip install -q "torch==2.13.0" "torchvision==0.28.0"
+fi
+pip install -q -e ".[dev]"
+python -c "import veripo, torch, transformers; print('veripo env ready: torch', torch.__version__, 'transformers', transformers.__version__)"

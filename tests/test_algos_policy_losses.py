@@ -1,0 +1,250 @@
+"""Policy losses and loss aggregation: spec worked numbers (A1 DAPO clip / token-mean, A5 DRPO, A10 AWM), equality
+with TRL 1.16's GRPOTrainer._compute_loss on random tensors, gradients, edge cases."""
+import math
+from collections import defaultdict
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from veripo.algos import (
+    UnknownNameError,
+    aggregate_loss,
+    drpo_gradient_coefficients,
+    get_advantage_estimator,
+    get_policy_loss,
+    list_policy_losses,
+)
+
+trl_grpo = pytest.importorskip("trl.trainer.grpo_trainer")
+
+
+def one_token(ratio, advantage, **hp):
+    """Per-token loss of one token with the given ratio and advantage (loss_agg_mode grpo = that token)."""
+    logps = torch.tensor([[math.log(ratio)]], dtype=torch.float64, requires_grad=True)
+    loss, metrics = get_policy_loss("ppo_clip")(logps=logps, old_logps=torch.zeros(1, 1, dtype=torch.float64),
+                                                advantages=torch.tensor([float(advantage)], dtype=torch.float64),
+                                                mask=torch.ones(1, 1), loss_agg_mode="grpo", **hp)
+    return loss, logps, metrics
+
+
+def test_registered_names():
+    assert {"ppo_clip", "drpo", "awm"} <= set(list_policy_losses())
+    assert get_policy_loss("grpo") is get_policy_loss("ppo_clip")
+    with pytest.raises(UnknownNameError, match="drpo"):
+        get_policy_loss("ppo-clip")
+
+
+@pytest.mark.parametrize("advantage,ratio,expected,has_grad", [
+    (1, 1.35, -1.28, False), (1, 1.1, -1.1, True), (-1, 0.7, 0.8, False), (-1, 1.5, 1.5, True), (-1, 12.0, 12.0, True),
+])
+def test_clip_higher_worked_examples_spec_a1(advantage, ratio, expected, has_grad):
+    loss, logps, _ = one_token(ratio, advantage, clip_low=0.2, clip_high=0.28)
+    assert float(loss.detach()) == pytest.approx(expected, abs=1e-9)
+    loss.backward()
+    assert (logps.grad.abs().item() > 0) == has_grad
+
+
+def test_dual_clip_caps_negative_advantage_loss():
+    loss, logps, metrics = one_token(12.0, -1, clip_low=0.2, clip_high=0.28, dual_clip=10.0)
+    assert loss.item() == pytest.approx(10.0)
+    loss.backward()
+    assert logps.grad.item() == 0 and metrics["clip_frac/dual"] == 1.0
+    loss, _, _ = one_token(1.5, -1, clip_low=0.2, clip_high=0.28, dual_clip=10.0)
+    assert loss.item() == pytest.approx(1.5)
+
+
+def test_token_mean_vs_seq_mean_spec_a1():
+    per_token = torch.tensor([[1.0, 1.0, 0, 0], [3.0, 3.0, 3.0, 3.0]])
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    assert float(aggregate_loss(per_token, mask, "dapo")) == pytest.approx(14 / 6)
+    assert float(aggregate_loss(per_token, mask, "token-mean")) == pytest.approx(14 / 6)
+    assert float(aggregate_loss(per_token, mask, "grpo")) == pytest.approx(2.0)
+    assert float(aggregate_loss(per_token, mask, "seq-mean-token-mean")) == pytest.approx(2.0)
+    assert float(aggregate_loss(per_token, mask, "dr_grpo")) == pytest.approx(14 / 8)
+    with pytest.raises(ValueError, match="dapo"):
+        aggregate_loss(per_token, mask, "mean")
+
+
+def test_empty_mask_gives_zero_not_nan():
+    per_token = torch.randn(3, 4, requires_grad=True)
+    mask = torch.zeros(3, 4)
+    for mode in ("grpo", "bnpo", "dr_grpo", "dapo", "luspo"):
+        value = aggregate_loss(per_token, mask, mode)
+        assert value.item() == 0.0
+    loss, metrics = get_policy_loss("ppo_clip")(logps=per_token, old_logps=None, advantages=torch.ones(3), mask=mask)
+    loss.backward()
+    assert loss.item() == 0 and torch.isfinite(per_token.grad).all()
+    assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_keep_mask_removes_rows_from_the_denominator():
+    logps = torch.zeros(2, 3, requires_grad=True)
+    mask = torch.ones(2, 3)
+    loss, _ = get_policy_loss("ppo_clip")(logps=logps, old_logps=None, advantages=torch.tensor([1.0, -5.0]),
+                                          mask=mask, keep_mask=torch.tensor([True, False]))
+    assert loss.item() == pytest.approx(-1.0)
+
+
+def test_k3_kl_needs_reference_and_is_added():
+    logps = torch.log(torch.tensor([[0.5, 0.25]]))
+    ref = torch.log(torch.tensor([[0.25, 0.25]]))
+    with pytest.raises(ValueError, match="ref_logps"):
+        get_policy_loss("ppo_clip")(logps=logps, old_logps=None, advantages=torch.zeros(1), mask=torch.ones(1, 2),
+                                    beta=0.1)
+    loss, metrics = get_policy_loss("ppo_clip")(logps=logps, old_logps=None, advantages=torch.zeros(1),
+                                                mask=torch.ones(1, 2), ref_logps=ref, beta=0.1)
+    k3 = 0.5 - math.log(0.5) - 1          # exp(ref - logp) - (ref - logp) - 1 for token 0; token 1 is 0
+    assert metrics["kl"] == pytest.approx(k3 / 2, rel=1e-6)
+    assert loss.item() == pytest.approx(0.1 * k3 / 2, rel=1e-6)
+
+
+# ---------------------------------------------------------------- TRL 1.16 equality
+
+class _Accelerator:
+    num_processes = 1
+    sync_gradients = True
+
+    def reduce(self, t, reduction="sum"):
+        return t
+
+    def gather(self, t):
+        return t
+
+    gather_for_metrics = gather
+
+
+def trl_grpo_loss(logps, old, ref, adv, mask, loss_type, beta, grad_accum, steps_per_gen, num_items, max_len,
+                  level="token", delta=None):
+    """Run TRL 1.16's own GRPOTrainer._compute_loss with a minimal trainer object (no model: the per-token
+    log-probs are returned by the log-prob hook, exactly what a model forward would produce)."""
+    def per_token_hook(model, input_ids, attention_mask, logits_to_keep, **kw):
+        return logps, torch.zeros_like(logps), None
+
+    trainer = SimpleNamespace(
+        model=SimpleNamespace(training=True), _get_per_token_logps_and_entropies=per_token_hook,
+        top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level=level, beta=beta,
+        args=SimpleNamespace(use_bias_correction_kl=False, delta=delta, steps_per_generation=steps_per_gen),
+        loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.28, use_vllm=False,
+        vllm_importance_sampling_correction=False, current_gradient_accumulation_steps=grad_accum,
+        accelerator=_Accelerator(), max_completion_length=max_len, _entropy_bonus_enabled=False,
+        aux_loss_enabled=False, _metrics=defaultdict(lambda: defaultdict(list)))
+    b, t = logps.shape
+    inputs = {"prompt_ids": torch.zeros(b, 2, dtype=torch.long), "prompt_mask": torch.ones(b, 2, dtype=torch.long),
+              "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask,
+              "advantages": adv, "old_per_token_logps": old, "ref_per_token_logps": ref,
+              "num_items_in_batch": torch.tensor(float(num_items))}
+    return trl_grpo.GRPOTrainer._compute_loss(trainer, None, inputs), trainer._metrics["train"]
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "luspo"])
+@pytest.mark.parametrize("beta,grad_accum,steps_per_gen,level", [(0.0, 1, 1, "token"), (0.04, 4, 2, "token"),
+                                                                 (0.0, 2, 4, "sequence")])
+def test_matches_trl_grpo_compute_loss(loss_type, beta, grad_accum, steps_per_gen, level):
+    gen = torch.Generator().manual_seed(hash((loss_type, beta, level)) % 1000)
+    b, t = 6, 9
+    base = -torch.rand(b, t, generator=gen, dtype=torch.float64) * 3
+    old = base + 0.3 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    ref = base + 0.2 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    adv = torch.randn(b, generator=gen, dtype=torch.float64)
+    lengths = torch.randint(0, t + 1, (b,), generator=gen)
+    mask = (torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)).long()
+    num_items = int(mask.sum()) * 3          # the generation batch spans more tokens than this micro-batch
+    theirs_logps = base.clone().requires_grad_(True)
+    theirs, trl_metrics = trl_grpo_loss(theirs_logps, old, ref, adv, mask, loss_type, beta, grad_accum,
+                                        steps_per_gen, num_items, max_len=t + 3, level=level)
+    ours_logps = base.clone().requires_grad_(True)
+    ours, metrics = get_policy_loss("ppo_clip")(
+        logps=ours_logps, old_logps=old, advantages=adv, mask=mask, ref_logps=ref, clip_low=0.2, clip_high=0.28,
+        beta=beta, loss_agg_mode=loss_type, importance_sampling_level=level, grad_accum_steps=grad_accum,
+        steps_per_generation=steps_per_gen, num_items_in_batch=num_items, max_completion_length=t + 3)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    theirs.backward()
+    ours.backward()
+    torch.testing.assert_close(ours_logps.grad, theirs_logps.grad, atol=1e-5, rtol=0)
+    assert metrics["clip_frac"] == pytest.approx(trl_metrics["clip_ratio/region_mean"][0], abs=1e-6)
+    if beta:
+        assert metrics["kl"] == pytest.approx(trl_metrics["kl"][0], abs=1e-6)
+
+
+def test_matches_trl_two_sided_delta_clip():
+    gen = torch.Generator().manual_seed(3)
+    base = -torch.rand(4, 5, generator=gen, dtype=torch.float64)
+    old = base - 0.8 * torch.rand(4, 5, generator=gen, dtype=torch.float64)
+    adv, mask = torch.randn(4, generator=gen, dtype=torch.float64), torch.ones(4, 5, dtype=torch.long)
+    theirs, _ = trl_grpo_loss(base, old, base, adv, mask, "bnpo", 0.0, 1, 1, 20, 5, delta=1.5)
+    ours, _ = get_policy_loss("ppo_clip")(logps=base, old_logps=old, advantages=adv, mask=mask, clip_high=0.28,
+                                          delta=1.5, loss_agg_mode="bnpo")
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+
+def test_gradient_sign_on_a_toy_case():
+    for advantage, sign in [(1.0, -1), (-1.0, 1)]:
+        logps = torch.full((2, 3), -1.0, requires_grad=True)
+        loss, _ = get_policy_loss("ppo_clip")(logps=logps, old_logps=None, advantages=torch.full((2,), advantage),
+                                              mask=torch.ones(2, 3))
+        loss.backward()
+        assert torch.isfinite(logps.grad).all() and (torch.sign(logps.grad) == sign).all()
+
+
+def test_token_level_advantages_shape():
+    logps = torch.zeros(2, 3, requires_grad=True)
+    adv = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, -6.0]])
+    loss, _ = get_policy_loss("ppo_clip")(logps=logps, old_logps=None, advantages=adv, mask=torch.ones(2, 3))
+    assert loss.item() == pytest.approx(-(1 + 2 + 3 - 6) / 6)
+
+
+# ---------------------------------------------------------------- A5 DRPO, A10 AWM
+
+def _drpo_inputs():
+    rewards = torch.tensor([1.0, 0, 0, 1, 1])
+    lengths = torch.tensor([100, 300, 400, 800, 200])
+    s = torch.tensor([-0.5, -0.7, -0.9, -0.6, -0.4], dtype=torch.float64)
+    return rewards, lengths, s
+
+
+def test_drpo_worked_example_coefficients():
+    rewards, lengths, s = _drpo_inputs()
+    coef = drpo_gradient_coefficients(rewards, lengths, torch.zeros(5, dtype=torch.long), s, lam=0.1, tau=10.0,
+                                      max_response_length=1000)
+    np.testing.assert_allclose(coef.numpy(), [0.730572, -0.505, -0.495, 0.000666, 0.268762], atol=1e-6)
+
+
+def test_drpo_objective_value_and_gradient_direction():
+    rewards, lengths, s = _drpo_inputs()
+    mask = (torch.arange(1000).unsqueeze(0) < lengths.unsqueeze(1)).double()
+    logps = (s.unsqueeze(1) * mask).requires_grad_(True)
+    loss, metrics = get_policy_loss("drpo")(logps=logps, old_logps=logps.detach(), advantages=None, mask=mask,
+                                            rewards=rewards, group_ids=torch.zeros(5, dtype=torch.long))
+    assert metrics["objective"] == pytest.approx(0.326310, abs=1e-6)
+    assert loss.item() == pytest.approx(-0.326310, abs=1e-6)
+    loss.backward()
+    per_seq = (logps.grad * mask).sum(1)
+    assert (per_seq[[0, 3, 4]] <= 0).all() and (per_seq[[1, 2]] > 0).all()   # descent raises correct s
+
+
+def test_drpo_invalid_groups_and_kl_penalty():
+    logps = torch.full((4, 2), -1.0, requires_grad=True)
+    loss, metrics = get_policy_loss("drpo")(logps=logps, old_logps=None, advantages=None, mask=torch.ones(4, 2),
+                                            rewards=torch.tensor([1.0, 1, 0, 0]),
+                                            group_ids=torch.tensor([0, 0, 1, 1]))
+    loss.backward()
+    assert loss.item() == 0 and metrics["valid_group_frac"] == 0 and torch.isfinite(logps.grad).all()
+    logps = torch.full((2, 2), -1.0, requires_grad=True)
+    old = torch.full((2, 2), -0.9)
+    loss, metrics = get_policy_loss("drpo")(logps=logps, old_logps=old, advantages=None, mask=torch.ones(2, 2),
+                                            rewards=torch.tensor([1.0, 0.0]), group_ids=torch.tensor([0, 0]))
+    assert metrics["kl"] == pytest.approx(0.1, abs=1e-6)
+    assert metrics["kl_penalty_coef"] == pytest.approx(1e3 * (0.1 - 1e-4), rel=1e-5)
+
+
+def test_awm_advantage_weighted_loss_worked_example():
+    a = get_advantage_estimator("awm")(torch.tensor([1.0, 0, 0, 1, 1]), torch.zeros(5, dtype=torch.long))
+    mse = torch.tensor([[0.5], [0.8], [0.6], [0.4], [0.7]])
+    logps = (-mse).requires_grad_(True)          # the pretraining loss as negative log-likelihood surrogate
+    loss, _ = get_policy_loss("awm")(logps=logps, old_logps=None, advantages=a.advantages.float(),
+                                     mask=torch.ones(5, 1))
+    assert loss.item() == pytest.approx(-0.016327, abs=1e-6)
+    loss.backward()
+    assert torch.allclose(logps.grad.flatten(), -a.advantages.float() / 5)

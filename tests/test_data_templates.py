@@ -1,0 +1,117 @@
+"""Templated responses: the correct ones answer the solution; the flawed ones are flawed as labelled.
+
+The reasoning's conclusion is parsed here with regexes written independently of the templates, so a
+template that concludes something else than its answer cannot pass.
+"""
+import random
+import re
+
+import pytest
+
+from veripo.data.synthetic import TASKS, SynthSpec, build_rows
+from veripo.data.templates import (inconsistent_response, make_response, option_values, repetitive_response,
+                                   wrong_response)
+
+RESPONSE_RE = re.compile(r"^<think>(.+)</think><answer>(.+)</answer>$", re.S)
+CONCLUSION_RE = {
+    "color": r"so the colour is (\w+)\.$",
+    "direction": r"so it moves (\w+)\.$",
+    "order": r"so (\w+) appears first\.$",
+    "count": r"so it flashes (once|\d+ times)\.$",
+    "size": r"so its side is (\d+) pixels\.$",
+    "distance": r"so it moves (\d+) pixels\.$",
+}
+
+
+def rows():
+    spec = SynthSpec(types=TASKS, n_train=48, n_val=0, n_test=0, seed=11, shuffle_options=True,
+                     flawed_inconsistent=0.25, flawed_repetitive=0.25, flawed_wrong=0.25)
+    return build_rows(spec, "train")
+
+
+def parse(row, response):
+    """(answer the reasoning concludes, answer given)."""
+    m = RESPONSE_RE.match(response)
+    assert m, f"not <think>..</think><answer>..</answer>: {response!r}"
+    reasoning, given = m.groups()
+    c = re.search(CONCLUSION_RE[row["task"]], reasoning)
+    if c is None:
+        return None, given
+    value = c.group(1)
+    if row["problem_type"] == "multiple choice":
+        concluded = {text: letter for letter, text in option_values(row["options"])}[value]
+    else:
+        concluded = "1" if value == "once" else value.split()[0]
+    return concluded, given
+
+
+def truth(row):
+    return re.fullmatch(r"<answer>(.+)</answer>", row["solution"]).group(1)
+
+
+@pytest.fixture(scope="module")
+def all_rows():
+    r = rows()
+    assert {x["task"] for x in r} == set(TASKS)
+    assert {x["response_kind"] for x in r} == {"correct", "inconsistent", "repetitive", "wrong"}
+    return r
+
+
+def test_correct_responses_conclude_and_answer_the_solution(all_rows):
+    for row in all_rows:
+        response = make_response(row, "correct", random.Random(0))
+        assert parse(row, response) == (truth(row), truth(row)), response
+        assert len(response.split()) <= 25  # concise: the tiny model generates ~40 tokens
+
+
+def test_inconsistent_responses_conclude_one_thing_and_answer_another(all_rows):
+    for row in all_rows:
+        for seed in range(4):
+            concluded, given = parse(row, inconsistent_response(row, random.Random(seed)))
+            assert concluded != given
+            assert truth(row) in (concluded, given)
+
+
+def test_wrong_responses_are_consistent_and_wrong(all_rows):
+    for row in all_rows:
+        for seed in range(4):
+            concluded, given = parse(row, wrong_response(row, random.Random(seed)))
+            assert concluded == given != truth(row)
+            if row["problem_type"] == "regression":
+                assert abs(int(given) - int(truth(row))) >= 2
+
+
+def test_repetitive_responses_loop_one_sentence(all_rows):
+    for row in all_rows:
+        response = repetitive_response(row, random.Random(1))
+        reasoning, given = RESPONSE_RE.match(response).groups()
+        sentences = [x for x in re.split(r"(?<=\.)\s+", reasoning) if x]
+        assert 3 <= len(sentences) <= 4 and len(set(sentences)) == 1, reasoning
+        assert given == truth(row)
+
+
+def test_rows_carry_the_response_their_kind_says(all_rows):
+    for row in all_rows:
+        concluded, given = parse(row, row["response"])
+        kind = row["response_kind"]
+        if kind == "correct":
+            assert concluded == given == truth(row)
+        elif kind == "inconsistent":
+            assert concluded != given
+        elif kind == "wrong":
+            assert concluded == given != truth(row)
+        else:
+            assert concluded is None and given == truth(row)
+
+
+def test_flawed_responses_are_deterministic_for_an_rng_seed(all_rows):
+    row = all_rows[0]
+    for kind in ("inconsistent", "repetitive", "wrong"):
+        assert make_response(row, kind, random.Random(7)) == make_response(row, kind, random.Random(7))
+
+
+def test_unknown_kind_and_non_synthetic_rows_are_refused(all_rows):
+    with pytest.raises(ValueError, match="unknown response kind"):
+        make_response(all_rows[0], "sarcastic", random.Random(0))
+    with pytest.raises(ValueError, match="not a synthetic row"):
+        make_response({"problem": "q", "options": []}, "correct", random.Random(0))

@@ -1,0 +1,76 @@
+"""FrameCache: decode once per (file, mtime/size, sampling); LRU bounds; errors not cached."""
+import os
+import shutil
+
+import pytest
+
+from veripo.errors import VideoError
+from veripo.video.cache import FrameCache
+from veripo.video.decode import decode_video
+from veripo.video.sampling import VideoSampling
+
+S = VideoSampling(fps=4.0, min_pixels=None, max_pixels=None)
+
+
+class CountingDecoder:
+    """The real decoder, counting its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, path, sampling, backend="auto"):
+        self.calls.append(str(path))
+        return decode_video(path, sampling, backend=backend)
+
+
+def test_second_request_is_a_hit(video_files):
+    dec = CountingDecoder()
+    cache = FrameCache(decoder=dec)
+    a = cache.get(video_files["sq16"], S)
+    b = cache.get(str(video_files["sq16"]), S)
+    assert b is a and len(dec.calls) == 1
+    assert cache.stats()["hits"] == 1 and cache.stats()["misses"] == 1 and cache.nbytes == a.nbytes
+
+
+def test_other_sampling_or_changed_file_is_a_miss(video_files, tmp_path):
+    dec = CountingDecoder()
+    cache = FrameCache(decoder=dec)
+    path = tmp_path / "v.mp4"
+    shutil.copy(video_files["sq16"], path)
+    first = cache.get(path, S)
+    assert cache.get(path, VideoSampling(num_frames=4, min_pixels=None, max_pixels=None)).num_frames == 4
+    assert len(dec.calls) == 2
+    shutil.copy(video_files["wide"], path)        # replaced file: new size and mtime
+    os.utime(path, ns=(1, 1))
+    again = cache.get(path, S)
+    assert len(dec.calls) == 3 and again.frames.shape != first.frames.shape
+
+
+def test_default_sampling_of_the_cache_is_used(video_files):
+    cache = FrameCache(sampling=VideoSampling(num_frames=4, min_pixels=None, max_pixels=None))
+    assert cache.get(video_files["sq16"]).indices == [0, 4, 8, 12]
+
+
+def test_lru_bounds_by_count_and_bytes(video_files):
+    dec = CountingDecoder()
+    cache = FrameCache(max_items=1, decoder=dec)
+    cache.get(video_files["sq16"], S)
+    cache.get(video_files["wide"], S)
+    assert len(cache) == 1 and cache.stats()["evictions"] == 1
+    cache.get(video_files["sq16"], S)
+    assert len(dec.calls) == 3
+    tiny = FrameCache(max_bytes=1000, decoder=dec)        # a clip bigger than the budget is served, not kept
+    assert tiny.get(video_files["sq16"], S).num_frames == 8 and len(tiny) == 0 and tiny.nbytes == 0
+
+
+def test_bad_files_raise_every_time(video_files, tmp_path):
+    cache = FrameCache()
+    for _ in range(2):
+        with pytest.raises(VideoError):
+            cache.get(video_files["corrupt"], S)
+    with pytest.raises(VideoError, match="not found"):
+        cache.get(tmp_path / "missing.mp4", S)
+    assert len(cache) == 0
+
+
+from kit_fixtures import video_files  # noqa: E402,F401

@@ -1,0 +1,74 @@
+"""An OpenAI-compatible ``/v1/chat/completions`` backed by a local Hugging Face model, for users without
+vLLM and for tests (the real ``openai`` client talks to it on loopback).
+
+Supported request fields: model, messages (text content; list-of-parts content keeps the text parts),
+max_tokens / max_completion_tokens, temperature (0 = greedy), top_p, n, seed. ``stream`` is refused
+with 400. The reply carries ``usage`` token counts (prompt tokens counted once; completion tokens
+summed over the n choices, the end-of-sequence token included).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from veripo.verifier.local_model import LocalChatModel
+
+
+class ChatRequest(BaseModel):
+    model: str | None = None
+    messages: list[dict[str, Any]] = Field(..., min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1)
+    seed: int | None = None
+    stream: bool = False
+
+
+def create_judge_app(model: LocalChatModel | str, model_name: str = "judge", max_tokens_limit: int = 4096,
+                     max_n: int = 16) -> FastAPI:
+    lm = LocalChatModel.load(model) if isinstance(model, str) else model
+    app = FastAPI(title="veripo local judge (OpenAI-compatible)", version="1")
+    app.state.model = lm
+
+    @app.exception_handler(HTTPException)
+    async def openai_style_error(request, exc: HTTPException):  # {"error": {...}} as OpenAI clients expect
+        return JSONResponse({"error": {"message": exc.detail, "type": "invalid_request_error", "code": None}},
+                            status_code=exc.status_code)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model": model_name}
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "veripo"}]}
+
+    @app.post("/v1/chat/completions")
+    def chat(req: ChatRequest) -> dict[str, Any]:
+        if req.stream:
+            raise HTTPException(400, "stream=true is not supported by veripo serve-judge")
+        if req.n > max_n:
+            raise HTTPException(400, f"n={req.n} exceeds the limit of {max_n}")
+        budget = req.max_completion_tokens or req.max_tokens or 256
+        if budget > max_tokens_limit:
+            raise HTTPException(400, f"max_tokens={budget} exceeds the limit of {max_tokens_limit}")
+        gen = lm.generate(req.messages, max_tokens=budget, temperature=req.temperature, n=req.n,
+                          top_p=req.top_p, seed=req.seed)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": req.model or model_name,
+            "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reason,
+                         "logprobs": None}
+                        for i, (text, reason) in enumerate(zip(gen.texts, gen.finish_reasons))],
+            "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+                      "total_tokens": gen.prompt_tokens + gen.completion_tokens},
+        }
+
+    return app

@@ -1,0 +1,111 @@
+"""veripo.algos: pure tensor functions for the GRPO and DPO stages, each registered under a name.
+
+No model, no I/O, no config objects: tensors in, tensors (and float metrics) out. Formulas, defaults, edge
+cases and worked numbers: shared/spec/algorithms.md; each function's docstring gives its formula and paper.
+
+    get_advantage_estimator(name)(rewards, group_ids, **kw) -> AdvantageResult(advantages, keep_mask, metrics)
+    get_policy_loss(name)(logps, old_logps, advantages, mask, ref_logps=None, **hp) -> (loss, metrics)
+    aggregate_loss(per_token_loss, mask, mode)           # TRL 1.16 grpo / bnpo / dr_grpo / dapo
+    get_preference_loss(name)(chosen_logps, rejected_logps, chosen_mask, rejected_mask,
+                              ref_chosen_logps=None, ref_rejected_logps=None, **hp) -> losses [B]
+    filters: overlong_penalty, dynamic_sampling_mask, select_extremes, ...
+    controllers: DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator, ARRoLPruner
+"""
+from veripo.algos.advantages import (
+    ADVANTAGE_ESTIMATORS,
+    AdvantageResult,
+    get_advantage_estimator,
+    list_advantage_estimators,
+    register_advantage_estimator,
+)
+from veripo.algos.aggregation import AGGREGATION_MODES, aggregate_loss, masked_mean
+from veripo.algos.controllers import (
+    ARRoLPruner,
+    DifficultyTracker,
+    PromptGDRO,
+    RolloutGDRO,
+    XRPOAllocator,
+    bin_mean_losses,
+    integer_allocation,
+    sqrt_law_allocation,
+    student_t_quantile,
+)
+from veripo.algos.filters import (
+    BatchFillError,
+    DynamicSamplingBuffer,
+    dynamic_sampling_mask,
+    overlong_penalty,
+    select_extremes,
+    valid_binary_group_mask,
+)
+from veripo.algos.policy_losses import (
+    POLICY_LOSSES,
+    drpo_gradient_coefficients,
+    get_policy_loss,
+    k3_kl,
+    list_policy_losses,
+    register_policy_loss,
+)
+from veripo.algos.preference_losses import (
+    PREFERENCE_LOSSES,
+    MissingReferenceError,
+    brain_loss,
+    combine_preference_losses,
+    get_preference_loss,
+    implicit_rewards,
+    list_preference_losses,
+    loss_needs_reference,
+    preference_loss,
+    preference_metrics,
+    smoothed_preference_prob,
+)
+from veripo.algos.registry import DuplicateNameError, Registry, UnknownNameError
+
+register_preference_loss = preference_loss
+
+__all__ = [
+    "DuplicateNameError",
+    "Registry",
+    "UnknownNameError",
+    "ADVANTAGE_ESTIMATORS",
+    "AGGREGATION_MODES",
+    "ARRoLPruner",
+    "AdvantageResult",
+    "BatchFillError",
+    "DifficultyTracker",
+    "DynamicSamplingBuffer",
+    "MissingReferenceError",
+    "POLICY_LOSSES",
+    "PREFERENCE_LOSSES",
+    "PromptGDRO",
+    "RolloutGDRO",
+    "XRPOAllocator",
+    "aggregate_loss",
+    "bin_mean_losses",
+    "brain_loss",
+    "combine_preference_losses",
+    "drpo_gradient_coefficients",
+    "dynamic_sampling_mask",
+    "get_advantage_estimator",
+    "get_policy_loss",
+    "get_preference_loss",
+    "implicit_rewards",
+    "integer_allocation",
+    "k3_kl",
+    "list_advantage_estimators",
+    "list_policy_losses",
+    "list_preference_losses",
+    "loss_needs_reference",
+    "masked_mean",
+    "overlong_penalty",
+    "preference_loss",
+    "preference_metrics",
+    "register_advantage_estimator",
+    "register_policy_loss",
+    "register_preference_loss",
+    "select_extremes",
+    "smoothed_preference_prob",
+    "sqrt_law_allocation",
+    "student_t_quantile",
+    "valid_binary_group_mask",
+]

@@ -1,0 +1,127 @@
+"""Rollout engine on Hugging Face ``generate`` (CPU and GPU; the default).
+
+Batched and left-padded, KV cache on, G samples per prompt through ``num_return_sequences``, stop on EOS
+or right after ``</answer>``, vision placeholder tokens suppressed (a sampled ``<|video_pad|>`` would break
+the next forward). Per-token log-probs of the sampled tokens under the *sampling* distribution (after
+temperature / top-k / top-p) are returned as vLLM does.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+
+from veripo.rollout.prompt_batch import PromptBatch, build_prompt_batch
+from veripo.rollout.types import Completion, SamplingParams
+from veripo.video.cache import FrameCache
+from veripo.video.sampling import VideoSampling
+
+VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
+
+
+def stop_token_ids(tokenizer, stop_at_answer: bool) -> list[int]:
+    """EOS ids (+ ``</answer>`` when it is a single token, as in the tiny kit)."""
+    ids = []
+    for tok in (tokenizer.eos_token, "<|im_end|>", "<|endoftext|>"):
+        tid = tokenizer.convert_tokens_to_ids(tok) if tok else None
+        if tid is not None and tid != tokenizer.unk_token_id and tid not in ids:
+            ids.append(tid)
+    if stop_at_answer:
+        enc = tokenizer.encode("</answer>", add_special_tokens=False)
+        if len(enc) == 1:
+            ids.append(enc[0])
+    return ids
+
+
+def suppressed_token_ids(tokenizer) -> list[int]:
+    out = []
+    for tok in VISION_TOKENS:
+        tid = tokenizer.convert_tokens_to_ids(tok)
+        if tid is not None and tid != tokenizer.unk_token_id:
+            out.append(tid)
+    return out
+
+
+class HFEngine:
+    """``generate(samples, n, ...) -> list[list[Completion]]`` (one inner list of ``n`` per sample)."""
+
+    name = "hf"
+
+    def __init__(self, model, processor, video_sampling: VideoSampling | None = None,
+                 frame_cache: FrameCache | None = None, batch_size: int = 8, reasoning: bool = True):
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.video_sampling = video_sampling
+        self.frame_cache = frame_cache or FrameCache()
+        self.batch_size = batch_size
+        self.reasoning = reasoning
+        self.last_timings: dict[str, float] = {}
+
+    def prompt_batch(self, samples: Sequence[Any], frame_transform=None) -> PromptBatch:
+        return build_prompt_batch(self.processor, samples, self.frame_cache, self.video_sampling,
+                                  reasoning=self.reasoning, frame_transform=frame_transform)
+
+    @torch.no_grad()
+    def generate(self, samples: Sequence[Any], n: int = 1, temperature: float = 0.0, max_new_tokens: int = 256,
+                 params: SamplingParams | None = None, frame_transform=None) -> list[list[Completion]]:
+        params = params or SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens)
+        out: list[list[Completion]] = []
+        t_prep = t_gen = 0.0
+        for start in range(0, len(samples), self.batch_size):
+            chunk = samples[start: start + self.batch_size]
+            t0 = time.perf_counter()
+            batch = self.prompt_batch(chunk, frame_transform)
+            t1 = time.perf_counter()
+            out.extend(self.generate_from_batch(batch, n, params))
+            t_prep += t1 - t0
+            t_gen += time.perf_counter() - t1
+        self.last_timings = {"prepare_s": t_prep, "generate_s": t_gen}
+        return out
+
+    @torch.no_grad()
+    def generate_from_batch(self, batch: PromptBatch, n: int, params: SamplingParams) -> list[list[Completion]]:
+        tok = self.tokenizer
+        stops = stop_token_ids(tok, params.stop_at_answer)
+        greedy = params.temperature <= 0
+        gen_kwargs: dict[str, Any] = dict(
+            max_new_tokens=params.max_new_tokens, do_sample=not greedy, num_return_sequences=n,
+            suppress_tokens=suppressed_token_ids(tok), eos_token_id=stops, pad_token_id=tok.pad_token_id,
+            return_dict_in_generate=True, output_scores=True, use_cache=True,
+        )
+        if not greedy:
+            gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+        else:
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            result = self.model.generate(**batch.inputs, **gen_kwargs)
+        finally:
+            self.model.train(was_training)
+        prompt_len = batch.inputs["input_ids"].shape[1]
+        seqs = result.sequences[:, prompt_len:]
+        # scores: tuple over steps of [N, V] processed logits (temperature/top-k/top-p applied)
+        if result.scores:
+            scores = torch.stack(result.scores, 1).float()
+            logps = torch.log_softmax(scores, -1).gather(-1, seqs[:, : scores.shape[1], None]).squeeze(-1)
+        else:
+            logps = torch.zeros(seqs.shape, dtype=torch.float32)
+        completions = []
+        stop_set = set(stops)
+        for row in range(seqs.shape[0]):
+            ids = seqs[row].tolist()
+            finish = "length"
+            for j, t in enumerate(ids):
+                if t in stop_set:
+                    ids = ids[: j + 1]
+                    finish = "stop"
+                    break
+            else:
+                ids = [t for t in ids if t != tok.pad_token_id] if tok.pad_token_id not in stop_set else ids
+            text = tok.decode(ids, skip_special_tokens=True)
+            completions.append(Completion(text=text.strip(), token_ids=ids,
+                                          logps=[float(x) for x in logps[row, : len(ids)].tolist()],
+                                          finish_reason=finish))
+        return [completions[i * n: (i + 1) * n] for i in range(len(batch))]

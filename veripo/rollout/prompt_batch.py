@@ -1,0 +1,59 @@
+"""Samples -> one left-padded model batch of prompts (chat template, decoded frames, processor).
+
+``PromptBatch`` remembers how many videos / images each prompt carries, so that later stages can repeat
+or select prompts (G rollouts per prompt, chosen and rejected per pair) without re-running the processor:
+see :func:`veripo.sequences.select_prompts`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from veripo.prompts import chat_messages
+from veripo.video.cache import FrameCache
+from veripo.video.inputs import build_model_inputs, render_prompt
+from veripo.video.sampling import VideoSampling
+
+
+@dataclasses.dataclass
+class PromptBatch:
+    inputs: Any                      # BatchFeature: input_ids, attention_mask, mm_token_type_ids, visual tensors
+    texts: list[str]                 # rendered prompts (chat template applied)
+    videos_per_prompt: list[int]
+    images_per_prompt: list[int]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _field(sample: Any, name: str, default: Any = None) -> Any:
+    return sample.get(name, default) if isinstance(sample, dict) else getattr(sample, name, default)
+
+
+def build_prompt_batch(processor, samples: Sequence[Any], frame_cache: FrameCache,
+                       sampling: VideoSampling | None = None, reasoning: bool = True,
+                       frame_transform=None) -> PromptBatch:
+    """Render, decode (through the cache) and process ``samples`` (Sample objects or row dicts).
+
+    ``frame_transform(clip, sample) -> clip`` may alter the decoded clip (robustness evaluation).
+    Raises :class:`veripo.errors.VideoError` naming the file when a video cannot be read.
+    """
+    from PIL import Image
+
+    texts, clips, images, n_videos, n_images = [], [], [], [], []
+    for sample in samples:
+        texts.append(render_prompt(processor, chat_messages(sample, reasoning=reasoning)))
+        dtype, path = _field(sample, "data_type", "text"), _field(sample, "path")
+        clip = image = None
+        if dtype == "video":
+            clip = frame_cache.get(path, sampling)
+            if frame_transform is not None:
+                clip = frame_transform(clip, sample)
+        elif dtype == "image":
+            image = Image.open(path).convert("RGB")
+        clips.append(clip)
+        images.append(image)
+        n_videos.append(int(clip is not None))
+        n_images.append(int(image is not None))
+    inputs = build_model_inputs(processor, texts, clips, images if any(n_images) else None)
+    return PromptBatch(inputs=inputs, texts=texts, videos_per_prompt=n_videos, images_per_prompt=n_images)

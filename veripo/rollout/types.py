@@ -1,0 +1,32 @@
+"""Plain data types shared by the rollout engines (Hugging Face ``generate`` and vLLM)."""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class SamplingParams:
+    """How to sample completions.
+
+    temperature     0 = greedy; the learning probe found 0.7 best for a weak warm start, VerIPO uses 1.0
+    top_p, top_k    nucleus / top-k truncation (1.0 / 0 = off)
+    max_new_tokens  completion budget; a completion that hits it has finish_reason "length"
+    stop_at_answer  stop right after ``</answer>`` (as VerIPO's format ends), besides the EOS token
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+    stop_at_answer: bool = True
+
+
+@dataclasses.dataclass
+class Completion:
+    """One sampled response: decoded text (think/answer tags kept), its token ids, the per-token
+    log-probs under the sampling distribution, and why it ended ("stop" or "length")."""
+
+    text: str
+    token_ids: list[int]
+    logps: list[float]
+    finish_reason: str

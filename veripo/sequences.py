@@ -1,0 +1,140 @@
+"""Prompt + completion sequences for training forwards, and their per-token log-probs.
+
+Both stages score completions the same way: GRPO (policy/old/ref log-probs of G rollouts per prompt) and
+DPO (chosen and rejected responses of each pair). The prompt batch is processed once; each sequence picks
+its prompt by index, and the visual tensors are gathered per sequence (a video's patches are the
+``prod(video_grid_thw)`` rows of ``pixel_values_videos`` that belong to it).
+
+    logp_t = log softmax(logits_{t-1} / temperature)[token_t],  for the completion tokens only
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from veripo.rollout.prompt_batch import PromptBatch
+
+
+@dataclasses.dataclass
+class SequenceBatch:
+    model_inputs: dict[str, Any]      # input_ids [N, P+C], attention_mask, mm_token_type_ids, visual tensors
+    completion_ids: torch.Tensor      # [N, C] right-padded
+    completion_mask: torch.Tensor     # [N, C] float, 1 on real completion tokens
+
+    def __len__(self) -> int:
+        return int(self.completion_ids.shape[0])
+
+    def slice(self, start: int, stop: int) -> "SequenceBatch":
+        """Rows [start, stop) with their visual tensors (one micro-batch)."""
+        if start == 0 and stop >= len(self):
+            return self
+        return SequenceBatch(model_inputs=_slice_visual(self.model_inputs, start, stop),
+                             completion_ids=self.completion_ids[start:stop],
+                             completion_mask=self.completion_mask[start:stop])
+
+
+def _split_visual(values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+    sizes = grid_thw.prod(-1).tolist()
+    return list(torch.split(values, [int(s) for s in sizes], dim=0))
+
+
+def select_prompts(prompts: PromptBatch, index: Sequence[int]) -> dict[str, Any]:
+    """The prompt batch's model inputs for prompts ``index`` (repeats allowed), visual tensors included."""
+    inp = prompts.inputs
+    idx = torch.as_tensor(list(index), dtype=torch.long)
+    out: dict[str, Any] = {k: inp[k][idx] for k in ("input_ids", "attention_mask", "mm_token_type_ids") if k in inp}
+    for kind, per_prompt, values_key, grid_key, extra_keys in (
+        ("video", prompts.videos_per_prompt, "pixel_values_videos", "video_grid_thw", ("second_per_grid_ts",)),
+        ("image", prompts.images_per_prompt, "pixel_values", "image_grid_thw", ()),
+    ):
+        if values_key not in inp:
+            continue
+        starts = [sum(per_prompt[:i]) for i in range(len(per_prompt))]
+        pieces = _split_visual(inp[values_key], inp[grid_key])
+        chosen = [v for i in idx.tolist() for v in range(starts[i], starts[i] + per_prompt[i])]
+        if not chosen:
+            continue
+        out[values_key] = torch.cat([pieces[v] for v in chosen], 0)
+        out[grid_key] = inp[grid_key][chosen]
+        for key in extra_keys:
+            if key in inp:
+                out[key] = torch.as_tensor(inp[key])[chosen]
+    return out
+
+
+def build_sequences(prompts: PromptBatch, prompt_index: Sequence[int], completions: Sequence[Sequence[int]],
+                    pad_token_id: int) -> SequenceBatch:
+    """Append each completion (token ids) to its prompt; completions are right-padded."""
+    if len(prompt_index) != len(completions):
+        raise ValueError(f"{len(prompt_index)} prompt indices for {len(completions)} completions")
+    inputs = select_prompts(prompts, prompt_index)
+    width = max(1, max((len(c) for c in completions), default=1))
+    ids = torch.full((len(completions), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(completions), width), dtype=torch.float32)
+    for i, c in enumerate(completions):
+        ids[i, : len(c)] = torch.as_tensor(list(c), dtype=torch.long)
+        mask[i, : len(c)] = 1.0
+    inputs["input_ids"] = torch.cat([inputs["input_ids"], ids], 1)
+    inputs["attention_mask"] = torch.cat([inputs["attention_mask"], mask.long()], 1)
+    if "mm_token_type_ids" in inputs:
+        inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(ids)], 1)
+    return SequenceBatch(model_inputs=inputs, completion_ids=ids, completion_mask=mask)
+
+
+def _slice_visual(inputs: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+    """Rows [start, stop) of a sequence batch, with their visual tensors (one chunk of a micro-batch loop)."""
+    out = {k: v[start:stop] for k, v in inputs.items()
+           if k in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    for values_key, grid_key, extra in (("pixel_values_videos", "video_grid_thw", "second_per_grid_ts"),
+                                        ("pixel_values", "image_grid_thw", None)):
+        if values_key not in inputs:
+            continue
+        mm = inputs["mm_token_type_ids"] if "mm_token_type_ids" in inputs else None
+        if mm is None:
+            raise ValueError("micro-batching visual inputs needs mm_token_type_ids")
+        # visual items per row, in order: count the vision blocks of each row
+        type_id = 2 if values_key == "pixel_values_videos" else 1
+        per_row = [_count_blocks(mm[r], type_id) for r in range(mm.shape[0])]
+        first = sum(per_row[:start])
+        last = first + sum(per_row[start:stop])
+        if last == first:
+            continue
+        pieces = _split_visual(inputs[values_key], inputs[grid_key])
+        out[values_key] = torch.cat(pieces[first:last], 0)
+        out[grid_key] = inputs[grid_key][first:last]
+        if extra and extra in inputs:
+            out[extra] = inputs[extra][first:last]
+    return out
+
+
+def _count_blocks(row: torch.Tensor, type_id: int) -> int:
+    hits = (row == type_id).long()
+    return int(((hits[1:] - hits[:-1]) == 1).sum() + hits[0])
+
+
+def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micro_batch_size: int | None = None,
+                     with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs [N, C] of the completion tokens (0 on padding), and optionally the entropy.
+
+    Gradients flow when called outside ``torch.no_grad``. ``micro_batch_size`` bounds peak memory.
+    """
+    n = len(batch)
+    step = micro_batch_size or n
+    logps, ents = [], []
+    width = batch.completion_ids.shape[1]
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        part = batch.slice(start, stop)
+        out = model(**part.model_inputs, use_cache=False, logits_to_keep=width + 1)
+        logits = out.logits[:, :-1].float()
+        if temperature != 1.0:
+            logits = logits / temperature
+        log_probs = F.log_softmax(logits, -1)
+        lp = log_probs.gather(-1, part.completion_ids.unsqueeze(-1)).squeeze(-1)
+        logps.append(lp * part.completion_mask)
+        if with_entropy:
+            ents.append(-(log_probs.exp() * log_probs).sum(-1).detach())
+    return torch.cat(logps, 0), (torch.cat(ents, 0) if with_entropy else None)

@@ -1,0 +1,50 @@
+"""Load the policy a stage trains: by path or hub id, LoRA or full fine-tuning, frozen vision tower."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from veripo.config import doc
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    path: str = doc("Checkpoint directory or hub id of the policy (e.g. Qwen/Qwen2.5-VL-7B-Instruct on a GPU machine).", "")
+    dtype: str = doc("auto | float32 | bfloat16 | float16 (auto: bf16 on CUDA, fp32 on CPU).", "auto")
+    device: str = doc("cpu | cuda | cuda:N | auto.", "auto")
+    attn_implementation: str | None = doc("Attention kernel (sdpa, flash_attention_2, eager); null = transformers' default.", None)
+    lora: bool = doc("Train LoRA adapters on the language model instead of all weights.", False)
+    lora_r: int = doc("LoRA rank.", 16)
+    lora_alpha: int = doc("LoRA alpha (scale = alpha / r).", 32)
+    lora_dropout: float = doc("LoRA dropout.", 0.0)
+    lora_targets: list[str] = doc("Module names that get adapters.",
+                                  default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    freeze_vision: bool = doc("Freeze the vision tower (and its merger) - the VerIPO/MM-EUREKA default.", True)
+    gradient_checkpointing: bool = doc("Trade compute for memory on large models.", False)
+
+
+def load_trainable_policy(cfg: ModelConfig):
+    """(model, processor) ready to train: LoRA or full, vision frozen as configured, in train mode."""
+    from veripo.models import load_policy
+    from veripo.models.lora import apply_lora, freeze_vision_tower
+
+    if not cfg.path:
+        raise ValueError("model.path is empty: give a checkpoint directory or hub id")
+    model, processor = load_policy(cfg.path, dtype=cfg.dtype, device=cfg.device,
+                                   attn_implementation=cfg.attn_implementation)
+    if cfg.lora:
+        if not hasattr(model, "peft_config"):
+            model = apply_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                               target_modules=tuple(cfg.lora_targets), freeze_vision=cfg.freeze_vision)
+    elif cfg.freeze_vision:
+        freeze_vision_tower(model)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    model.train()
+    return model, processor
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
