@@ -17,6 +17,8 @@ when it is not available the metric is skipped with a note.
 """
 from __future__ import annotations
 
+import re
+
 from typing import Any, Callable
 
 from veripo.rewards import choice_letter, count_tokens, extract_answer, extract_think, format_ok, parse_number, strip_latex
@@ -25,11 +27,15 @@ JudgeFn = Callable[[str, str, str], str]
 VERDICTS = ("consistent", "inconsistent", "unknown")
 
 
+_OPTION_LINE = re.compile(r"^[A-J][.)]\s*\S.*$", re.M)
+
+
 def default_judge_fn() -> tuple[JudgeFn | None, str]:
     """The verifier's rule judge (``veripo.verifier.judges.RuleJudge``) as a ``judge_fn``, or ``(None, why not)``.
 
-    The hook sees no options or problem type, so they are inferred from the answer: a lone option letter ->
-    multiple choice (letters A–J), a number -> numerical, else free text."""
+    The hook sees the question text only: options are read from its ``A. ...`` lines (so a conclusion stated
+    as option text, "so the colour is blue", maps to its letter), and the problem type is inferred from the
+    answer: a lone option letter -> multiple choice (letters A–J), a number -> numerical, else free text."""
     try:
         from veripo.verifier.judges import JudgeInput, RuleJudge
     except ImportError as e:
@@ -43,7 +49,8 @@ def default_judge_fn() -> tuple[JudgeFn | None, str]:
             ptype = "numerical"
         else:
             ptype = "free-form"
-        item = JudgeInput(question=question, think=think, answer=answer, options=[], problem_type=ptype)
+        options = [m.group(0).strip() for m in _OPTION_LINE.finditer(question or "")]
+        item = JudgeInput(question=question, think=think, answer=answer, options=options, problem_type=ptype)
         return normalize_verdict(judge.judge_one(item).verdict)
 
     return judge_fn, "veripo.verifier.judges.RuleJudge"

@@ -18,7 +18,7 @@ import sys
 
 # name -> (module, one-line help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("veripo.demo", "Run the whole VerIPO method on synthetic videos with a tiny model (the main job)."),
+    "demo": ("veripo.demo.cli", "Run the whole VerIPO method on synthetic videos with a tiny model (the main job)."),
     "data": ("veripo.data.cli", "Generate the synthetic video-reasoning task, or validate a JSONL data file."),
     "model": ("veripo.models.cli", "Build the offline tiny Qwen2.5-VL model kit, or inspect a checkpoint."),
     "sft": ("veripo.sft", "Supervised warm start on JSONL rows with target responses."),
@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve-verifier": ("veripo.verifier.service_cli", "Serve the verifier over HTTP (FastAPI): /v1/verify, /v1/pairs, /health, /metrics."),
     "serve-judge": ("veripo.verifier.judge_server_cli", "Serve a local Hugging Face model as an OpenAI-compatible /v1/chat/completions judge."),
     "dpo": ("veripo.dpo.cli", "DPO stage: train on pairs.jsonl with any preference loss (or a weighted mix)."),
-    "loop": ("veripo.loop", "Iterate GRPO -> verify -> DPO N times from one YAML config; resumable."),
+    "loop": ("veripo.loop.cli", "Iterate GRPO -> verify -> DPO N times from one YAML config; resumable."),
     "eval": ("veripo.eval.cli", "Video benchmark harness: run a model, score predictions, report."),
 }
 

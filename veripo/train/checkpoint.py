@@ -72,23 +72,17 @@ def load_trainer_state(ckpt: str | Path) -> dict[str, Any]:
 
 
 def load_policy_weights(model, ckpt: str | Path) -> None:
-    """Load the checkpoint's policy weights (full or adapters) into ``model`` in place."""
-    from safetensors.torch import load_file
+    """Load the checkpoint's policy weights (full or LoRA adapters) into ``model`` in place.
+
+    The checkpoint is read back with the same loader users use (``save_pretrained`` may rename keys on
+    disk, e.g. Qwen2.5-VL's ``visual.*``), and its state dict copied over."""
+    from veripo.models import load_policy
 
     policy = Path(ckpt) / "policy"
-    files = sorted(policy.glob("adapter_model.safetensors")) or sorted(policy.glob("model*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{policy}: no safetensors weights")
-    if (policy / "adapter_model.safetensors").exists():
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, load_file(str(policy / "adapter_model.safetensors")))
-        return
-    state = {}
-    for f in files:
-        state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # tied embeddings are saved once; anything else missing means a different architecture
-    missing = [m for m in missing if not m.endswith("lm_head.weight")]
+    if not policy.exists():
+        raise FileNotFoundError(f"{policy}: checkpoint has no policy folder")
+    loaded, _ = load_policy(policy, device=str(next(model.parameters()).device))
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [m for m in missing if not m.endswith("lm_head.weight")]  # tied to the embeddings
     if missing or unexpected:
         raise RuntimeError(f"{policy}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")

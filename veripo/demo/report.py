@@ -1,0 +1,98 @@
+"""The demo's report: ``report.md`` with PNG plots (held-out accuracy, response length and inconsistency
+rate per stage, GRPO reward/accuracy curves, time per stage), built from the run's own files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from veripo.io_utils import atomic_write_text, iter_jsonl
+from veripo.loop.runner import summary_rows, summary_table
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_stage_metrics(rows: list[dict[str, Any]], out: Path) -> Path:
+    plt = _plt()
+    labels = [r["after"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key, title, pct in ((axes[0], "accuracy", "held-out accuracy", True),
+                                (axes[1], "response_tokens", "response length (tokens)", False),
+                                (axes[2], "inconsistency_rate", "inconsistency rate (judge)", True)):
+        vals = [(r[key] or 0.0) * (100 if pct else 1) for r in rows]
+        ax.bar(range(len(vals)), vals, color=["#999"] + ["#4c72b0", "#dd8452"] * len(vals))
+        ax.set_xticks(range(len(vals)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title)
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:.0f}" if pct else f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_grpo_curves(loop_dir: Path, out: Path) -> Path | None:
+    plt = _plt()
+    runs = sorted(loop_dir.glob("iter-*/grpo/metrics.jsonl"))
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    offset = 0
+    for path in runs:
+        rows = list(iter_jsonl(path, []))
+        steps = [offset + r["step"] for r in rows]
+        label = path.parts[-3]
+        axes[0].plot(steps, [r.get("reward/total", 0) for r in rows], label=f"{label} total")
+        axes[0].plot(steps, [r.get("reward/accuracy", 0) for r in rows], "--", label=f"{label} accuracy")
+        axes[1].plot(steps, [r.get("response_length", 0) for r in rows], label=label)
+        offset = steps[-1] + 1 if steps else offset
+    axes[0].set_title("GRPO rollout reward (mean over P x G)")
+    axes[0].set_xlabel("GRPO step")
+    axes[0].legend(fontsize=7)
+    axes[1].set_title("GRPO response length (tokens)")
+    axes[1].set_xlabel("GRPO step")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_stage_times(stage_seconds: dict[str, float], out: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    keys = list(stage_seconds)
+    ax.barh(range(len(keys)), [stage_seconds[k] for k in keys], color="#55a868")
+    ax.set_yticks(range(len(keys)), keys, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title("time per stage")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_report(out_dir: Path, manifest: dict[str, Any], stage_seconds: dict[str, float],
+                 checks: list[tuple[str, bool, str]], header: str) -> Path:
+    rows = summary_rows(manifest)
+    plots = [plot_stage_metrics(rows, out_dir / "stages.png"),
+             plot_grpo_curves(out_dir / "loop", out_dir / "grpo_curves.png"),
+             plot_stage_times(stage_seconds, out_dir / "times.png")]
+    lines = ["# veripo demo report", "", header, "", "## Held-out results after each stage", "",
+             summary_table(manifest), "## What the run shows", ""]
+    lines += [f"- [{'x' if ok else ' '}] {name}: {detail}" for name, ok, detail in checks]
+    lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots if p is not None]
+    lines += ["", "## Time per stage (s)", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in stage_seconds.items()]
+    path = out_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(out_dir / "report.json", json.dumps({"rows": rows, "stage_seconds": stage_seconds,
+                                                           "checks": checks}, indent=2))
+    return path

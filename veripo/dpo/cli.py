@@ -1,0 +1,38 @@
+"""``veripo dpo``: train on pairs.jsonl with any preference loss (or a weighted mix)."""
+from __future__ import annotations
+
+import json
+
+from veripo.cli import add_config_arguments
+from veripo.config import describe, load_config
+from veripo.dpo.config import DPOConfig
+
+HELP = """DPO stage: train the policy on the verifier's chosen/rejected pairs (videos and all) with any
+preference loss from veripo.algos by name, or several with weights, plus an optional NLL term on the chosen
+response. Reference log-probs are computed once and cached in OUT_DIR/ref_logps.pt.
+
+  veripo dpo model.path=runs/grpo/final pairs_file=runs/verify/pairs.jsonl out_dir=runs/dpo
+  veripo dpo ... loss.names=[sigmoid,sft] loss.weights=[1.0,0.2]     # RPO-style mix
+  veripo dpo ... loss.names=[simpo] loss.beta=2.0 loss.hparams.gamma_beta_ratio=0.5"""
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out_dir")
+
+
+def run(args) -> int:
+    if args.show_config:
+        print(describe(DPOConfig))
+        return 0
+    import logging
+
+    from veripo.dpo.trainer import DPOTrainer
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_config(DPOConfig, args.config, args.overrides)
+    trainer = DPOTrainer(cfg)
+    for err in trainer.errors:
+        print(f"bad pair skipped: {err}")
+    print(json.dumps(trainer.train(resume=args.resume), indent=2))
+    return 0

@@ -1,0 +1,281 @@
+"""The DPO stage: per-token log-probs of chosen and rejected responses (videos and all), any preference loss
+from ``veripo.algos`` (or a weighted mix), optional NLL on the chosen response.
+
+    L = sum_k w_k * l_k(pi, pi_ref; pair)  +  nll_coef * ( -mean_t log pi(chosen_t) )
+The reference is the policy at the start of the stage: its log-probs are computed once in a forward-only
+pass and cached (``out_dir/ref_logps.pt``), so training needs one model in memory. Reference-free losses
+(SimPO) skip that pass. TGDPO's token guidance (log pi_guide - log pi_ref per token) is cached the same way.
+SRPO's self-revision terms are computed with a revision prompt ("improve this response").
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from veripo.algos.preference_losses import (combine_preference_losses, implicit_rewards, loss_needs_reference,
+                                            preference_metrics)
+from veripo.config import save_config
+from veripo.data.schema import Sample
+from veripo.dpo.config import DPOConfig
+from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores
+from veripo.io_utils import atomic_write_json
+from veripo.records import PairRecord
+from veripo.rollout.prompt_batch import build_prompt_batch
+from veripo.rollout.sampler import PromptSampler
+from veripo.sequences import SequenceBatch, build_sequences, completion_logps
+from veripo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, save_checkpoint, set_rng_state
+from veripo.train.metrics import MetricsLogger, progress
+from veripo.train.optim import build_optimizer, build_scheduler, clip_and_step
+from veripo.train.policy_setup import load_trainable_policy, model_device
+from veripo.video.cache import FrameCache
+
+log = logging.getLogger(__name__)
+REVISION_HINT = "\nA previous response to this question was:\n{response}\nWrite an improved response."
+
+
+def revision_sample(sample: Sample, response: str) -> Sample:
+    """The question with a previous response to improve (SRPO's self-revision prompt)."""
+    import dataclasses
+
+    return dataclasses.replace(sample, problem=sample.problem + REVISION_HINT.format(response=response))
+
+
+class DPOTrainer:
+    def __init__(self, cfg: DPOConfig, model=None, processor=None):
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        torch.manual_seed(cfg.seed)
+        if model is None:
+            model, processor = load_trainable_policy(cfg.model)
+        self.model, self.processor = model, processor
+        self.tok = processor.tokenizer
+        self.errors: list[str] = []
+        pairs = load_pairs(cfg.pairs_file, self.errors)
+        if not pairs:
+            raise ValueError(f"{cfg.pairs_file}: no usable pairs ({len(self.errors)} bad rows)")
+        self.train_pairs = [p for p in pairs if not is_heldout(p[0].pair_id, cfg.heldout_fraction)]
+        self.heldout_pairs = [p for p in pairs if is_heldout(p[0].pair_id, cfg.heldout_fraction)]
+        if not self.train_pairs:
+            self.train_pairs, self.heldout_pairs = pairs, []
+        names = cfg.loss.names
+        self.loss_fn = combine_preference_losses(names, cfg.loss.weights)
+        self.needs_ref = any(loss_needs_reference(n) for n in names)
+        self.needs_guidance = "tgdpo" in names
+        self.needs_revision = "srpo" in names
+        self.cache = FrameCache()
+        self.steps = max(1, int(round(len(self.train_pairs) * cfg.epochs / cfg.batch_size)))
+        self.sampler = PromptSampler(self.train_pairs, min(cfg.batch_size, len(self.train_pairs)), cfg.seed)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps)
+        self.ref: dict[str, dict[str, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------------------ sequences
+    def _encode(self, text: str) -> list[int]:
+        ids = self.tok.encode(text, add_special_tokens=False)
+        return ids or [self.tok.pad_token_id]
+
+    def _pair_batch(self, pairs: list[tuple[PairRecord, Sample]], revision: bool = False) -> SequenceBatch:
+        """Rows 0..B-1 chosen, B..2B-1 rejected. With ``revision``: 4B rows of SRPO's conditional terms
+        (w|l, l|l, l|w, w|w) on revision prompts."""
+        B = len(pairs)
+        if not revision:
+            prompts = build_prompt_batch(self.processor, [s for _, s in pairs], self.cache, self.cfg.video)
+            index = list(range(B)) * 2
+            texts = [p.chosen for p, _ in pairs] + [p.rejected for p, _ in pairs]
+        else:
+            samples = [revision_sample(s, p.rejected) for p, s in pairs] + [revision_sample(s, p.chosen) for p, s in pairs]
+            prompts = build_prompt_batch(self.processor, samples, self.cache, self.cfg.video)
+            index = list(range(B)) + list(range(B)) + list(range(B, 2 * B)) + list(range(B, 2 * B))
+            texts = ([p.chosen for p, _ in pairs] + [p.rejected for p, _ in pairs]
+                     + [p.rejected for p, _ in pairs] + [p.chosen for p, _ in pairs])
+        batch = build_sequences(prompts, index, [self._encode(t) for t in texts], self.tok.pad_token_id)
+        device = model_device(self.model)
+        batch.model_inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.model_inputs.items()}
+        batch.completion_ids = batch.completion_ids.to(device)
+        batch.completion_mask = batch.completion_mask.to(device)
+        return batch
+
+    def _logps(self, model, batch: SequenceBatch) -> torch.Tensor:
+        logps, _ = completion_logps(model, batch, micro_batch_size=self.cfg.optim.micro_batch_size)
+        return logps
+
+    # ------------------------------------------------------------------------------ reference
+    def _reference_pass(self) -> None:
+        """Per-token reference log-probs of every pair (cached on disk next to the run)."""
+        path = self.out / "ref_logps.pt"
+        if path.exists():
+            self.ref = torch.load(path, map_location="cpu", weights_only=False)
+            if all(p.pair_id in self.ref for p, _ in self.train_pairs + self.heldout_pairs):
+                return
+        guide = None
+        if self.needs_guidance:
+            if not self.cfg.loss.guidance_model:
+                raise ValueError("tgdpo needs loss.guidance_model: a checkpoint whose token log-ratio guides DPO")
+            from veripo.models import load_policy
+
+            guide, _ = load_policy(self.cfg.loss.guidance_model, device=str(model_device(self.model)))
+            guide.eval()
+        all_pairs = self.train_pairs + self.heldout_pairs
+        bar = progress(len(all_pairs), "dpo reference", unit="pair")
+        self.model.eval()
+        bs = max(1, self.cfg.batch_size)
+        with torch.no_grad():
+            for start in range(0, len(all_pairs), bs):
+                chunk = all_pairs[start: start + bs]
+                B = len(chunk)
+                batch = self._pair_batch(chunk)
+                ref = self._logps(self.model, batch).cpu()
+                g = self._logps(guide, batch).cpu() - ref if guide is not None else None
+                rev = self._logps(self.model, self._pair_batch(chunk, revision=True)).cpu() if self.needs_revision else None
+                for i, (pair, _) in enumerate(chunk):
+                    entry = {"chosen": ref[i], "rejected": ref[B + i]}
+                    if g is not None:
+                        entry["guide_chosen"], entry["guide_rejected"] = g[i], g[B + i]
+                    if rev is not None:
+                        entry["revision"] = torch.stack([rev[k * B + i].sum() for k in range(4)])
+                    self.ref[pair.pair_id] = entry
+                bar.update(B)
+        bar.close()
+        self.model.train()
+        from veripo.io_utils import atomic_write_bytes
+        import io
+
+        buf = io.BytesIO()
+        torch.save(self.ref, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    def _ref_tensor(self, pairs, key: str, width: int) -> torch.Tensor:
+        out = torch.zeros(len(pairs), width)
+        for i, (p, _) in enumerate(pairs):
+            v = self.ref[p.pair_id][key]
+            out[i, : min(width, len(v))] = v[:width]
+        return out.to(model_device(self.model))
+
+    # ------------------------------------------------------------------------------ loss
+    def pair_losses(self, pairs: list[tuple[PairRecord, Sample]]) -> tuple[torch.Tensor, dict[str, float]]:
+        B = len(pairs)
+        batch = self._pair_batch(pairs)
+        logps = self._logps(self.model, batch)
+        mask = batch.completion_mask
+        c_lp, r_lp, c_m, r_m = logps[:B], logps[B:], mask[:B], mask[B:]
+        width = logps.shape[1]
+        hp: dict[str, Any] = {"beta": self.cfg.loss.beta, **self.cfg.loss.hparams}
+        ref_c = ref_r = None
+        if self.needs_ref:
+            ref_c, ref_r = self._ref_tensor(pairs, "chosen", width), self._ref_tensor(pairs, "rejected", width)
+        scores = torch.tensor([preference_scores(p) for p, _ in pairs], device=logps.device)
+        hp.setdefault("chosen_scores", scores[:, 0])
+        hp.setdefault("rejected_scores", scores[:, 1])
+        hp.setdefault("chosen_rewards", scores[:, 0])
+        hp.setdefault("rejected_rewards", scores[:, 1])
+        if self.needs_guidance:
+            hp["chosen_token_guidance"] = self._ref_tensor(pairs, "guide_chosen", width)
+            hp["rejected_token_guidance"] = self._ref_tensor(pairs, "guide_rejected", width)
+        if self.needs_revision:
+            rev_batch = self._pair_batch(pairs, revision=True)
+            rev = (self._logps(self.model, rev_batch) * rev_batch.completion_mask).sum(-1).view(4, B)
+            rev_ref = torch.stack([self.ref[p.pair_id]["revision"] for p, _ in pairs], 1).to(rev.device)
+            ratio = rev - rev_ref
+            hp.update(logratio_chosen_given_rejected=ratio[0], logratio_rejected_given_rejected=ratio[1],
+                      logratio_rejected_given_chosen=ratio[2], logratio_chosen_given_chosen=ratio[3])
+        losses = self.loss_fn(c_lp, r_lp, c_m, r_m, ref_c, ref_r, **hp)
+        loss = losses.mean()
+        if self.cfg.loss.nll_coef:
+            nll = -((c_lp * c_m).sum(-1) / c_m.sum(-1).clamp(min=1)).mean()
+            loss = loss + self.cfg.loss.nll_coef * nll
+        with torch.no_grad():
+            cr, rr = implicit_rewards(c_lp.detach(), r_lp.detach(), c_m, r_m, ref_c, ref_r, beta=self.cfg.loss.beta)
+            metrics = preference_metrics(cr, rr)
+            metrics.update({"loss": float(loss.detach()),
+                            "logps/chosen": float((c_lp * c_m).sum(-1).mean()),
+                            "logps/rejected": float((r_lp * r_m).sum(-1).mean())})
+        return loss, metrics
+
+    @torch.no_grad()
+    def heldout_margin(self) -> dict[str, float]:
+        """Mean chosen-minus-rejected log-ratio margin (beta * implicit reward) on held-out pairs."""
+        pairs = self.heldout_pairs
+        if not pairs or not self.needs_ref:
+            pairs = pairs or []
+            if not pairs:
+                return {}
+        self.model.eval()
+        margins, acc = [], []
+        for start in range(0, len(pairs), self.cfg.batch_size):
+            chunk = pairs[start: start + self.cfg.batch_size]
+            B = len(chunk)
+            batch = self._pair_batch(chunk)
+            logps = self._logps(self.model, batch)
+            m = batch.completion_mask
+            width = logps.shape[1]
+            ref_c = self._ref_tensor(chunk, "chosen", width) if self.ref else None
+            ref_r = self._ref_tensor(chunk, "rejected", width) if self.ref else None
+            cr, rr = implicit_rewards(logps[:B], logps[B:], m[:B], m[B:], ref_c, ref_r, beta=self.cfg.loss.beta)
+            margins.extend((cr - rr).tolist())
+            seq_c = (logps[:B] * m[:B]).sum(-1)
+            seq_r = (logps[B:] * m[B:]).sum(-1)
+            acc.extend((seq_c - seq_r).tolist())
+        self.model.train()
+        return {"heldout/margin": sum(margins) / len(margins),
+                "heldout/logp_gap": sum(acc) / len(acc), "heldout/pairs": float(len(pairs))}
+
+    # ------------------------------------------------------------------------------ run
+    def train(self, resume: bool = False) -> dict[str, Any]:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        marker = self.out / "final" / "done.json"
+        if resume and marker.exists():
+            return json.loads(marker.read_text())
+        save_config(cfg, self.out / "config.yaml")
+        start = 0
+        if resume and (ckpt := latest_checkpoint(self.out)) is not None:
+            state = load_trainer_state(ckpt)
+            load_policy_weights(self.model, ckpt)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            start = int(state["step"])
+        if self.needs_ref or self.needs_guidance or self.needs_revision:
+            self._reference_pass()
+        before = self.heldout_margin() if start == 0 else {}
+        logger = MetricsLogger(self.out, tensorboard=cfg.tensorboard)
+        bar = progress(self.steps, "dpo", initial=start)
+        t0 = time.perf_counter()
+        try:
+            for step in range(start, self.steps):
+                pairs = self.sampler.batch(step)
+                self.model.train()
+                mbs = max(1, cfg.optim.micro_batch_size // 2)  # each pair is two sequences
+                metrics: dict[str, float] = {}
+                for s in range(0, len(pairs), mbs):
+                    part = pairs[s: s + mbs]
+                    loss, m = self.pair_losses(part)
+                    (loss * len(part) / len(pairs)).backward()
+                    for k, v in m.items():
+                        metrics[k] = metrics.get(k, 0.0) + v * len(part) / len(pairs)
+                metrics["grad_norm"] = clip_and_step(self.model, self.optimizer, self.scheduler, cfg.optim.grad_clip)
+                metrics["lr"] = self.scheduler.get_last_lr()[0]
+                logger.log(step, metrics)
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", margin=f"{metrics['rewards/margins']:.3f}")
+                if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < self.steps:
+                    save_checkpoint(self.out, step + 1, self.model, self.processor, self.optimizer, self.scheduler,
+                                    {"steps_done": step + 1}, keep_last=cfg.keep_last)
+        finally:
+            bar.close()
+            logger.close()
+        after = self.heldout_margin()
+        from veripo.models.lora import save_policy
+
+        save_policy(self.model, self.processor, self.out / "final")
+        summary = {"steps": self.steps, "pairs_train": len(self.train_pairs), "pairs_heldout": len(self.heldout_pairs),
+                   "bad_rows": len(self.errors), "final_policy": str(self.out / "final"),
+                   "seconds": time.perf_counter() - t0, "losses": cfg.loss.names,
+                   **{f"before/{k}": v for k, v in before.items()}, **{f"after/{k}": v for k, v in after.items()}}
+        atomic_write_json(marker, summary)
+        return summary
