@@ -3,7 +3,7 @@
 Each clip is ``frames`` frames of ``size``x``size`` pixels: a dark grey background (a random level per clip)
 with uniform pixel noise, and one or two coloured squares. The settings that a 0.6 M-parameter model can
 learn on 2 CPU cores (notes/learning-probe.md) are the defaults: 8 frames, 56x56, 16x16 square, noise
-+-10, crf 10, 4 fps (so ``second_per_grid_ts`` = temporal_patch 2 / 4 fps = 0.5).
++-10, crf 0 (lossless), 4 fps (so ``second_per_grid_ts`` = temporal_patch 2 / 4 fps = 0.5).
 
 Tasks (``SynthSpec.types``); the answer of every row is a fact the video was drawn from (``meta``):
 
@@ -85,7 +85,8 @@ class SynthSpec:
     fps: float = doc("Frame rate written into the mp4.", 4.0)
     square: int = doc("Square side in pixels at 'easy' (colour/direction/order/count tasks).", 16)
     noise: int = doc("Uniform pixel noise amplitude (+-) at 'easy'.", 10)
-    crf: int = doc("libx264 constant rate factor (lower = closer to the drawn pixels).", 10)
+    crf: int = doc("libx264 constant rate factor (0 = lossless, which is also the only setting whose bytes "
+                   "are the same on every run: x264 at crf > 0 varied between processes).", 0)
     shuffle_options: bool = doc("Shuffle the option order per row (default: fixed order, as in the probe).", False)
     flawed_inconsistent: float = doc("Fraction of train rows whose response's reasoning and answer disagree.", 0.15)
     flawed_repetitive: float = doc("Fraction of train rows whose response loops one sentence.", 0.10)

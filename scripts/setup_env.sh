@@ -11,5 +11,5 @@ fi
 if ! python -c "import torch, torchvision; assert torch.__version__.startswith('2.13.0')" 2>/dev/null; then
   pip install -q "torch==2.13.0" "torchvision==0.28.0"
 fi
-pip install -q -e ".[dev]"
+pip install -q -c scripts/constraints-cpu.txt -e ".[dev]"
 python -c "import veripo, torch, transformers; print('veripo env ready: torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -148,8 +148,6 @@ def test_same_seed_same_rows_and_frames_other_seed_other_rows(task_dir, tmp_path
     assert other.content_hash != again.content_hash
 
 
-@pytest.mark.xfail(reason="libx264 output still differs in a few bytes between fresh builds in one process even "
-                          "with threads=1 (frames and decoded pixels match; see the tolerance test above)", strict=False)
 def test_same_seed_gives_identical_video_bytes(task_dir, tmp_path):
     again = generate_task(tmp_path, ALL_TYPES, progress=False)
     assert again.content_hash == json.loads((task_dir / "manifest.json").read_text())["content_hash"]

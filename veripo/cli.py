@@ -41,6 +41,19 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dotted config overrides applied after the YAML file, e.g. optim.lr=2e-4")
 
 
+def config_from_args(args, cls):
+    """The stage's config from ``--config`` + dotted overrides; ``None`` after printing ``--show-config``."""
+    from veripo.config import describe, load_config
+
+    if args.show_config:
+        print(describe(cls))
+        return None
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return load_config(cls, args.config, args.overrides)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veripo",

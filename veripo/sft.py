@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from veripo.cli import add_config_arguments
-from veripo.config import describe, doc, load_config, save_config
+from veripo.cli import add_config_arguments, config_from_args
+from veripo.config import doc, save_config
 from veripo.data.schema import Sample, load_samples
 from veripo.io_utils import atomic_write_json
 from veripo.rollout.prompt_batch import build_prompt_batch
@@ -113,7 +113,7 @@ def train_sft(cfg: SFTConfig, model=None, processor=None) -> dict[str, Any]:
                 logps, _ = completion_logps(model, part)
                 loss = -(logps * part.completion_mask).sum() / total_tokens
                 loss.backward()
-                loss_value += float(loss)
+                loss_value += float(loss.detach())
             grad_norm = clip_and_step(model, optimizer, scheduler, cfg.optim.grad_clip)
             record: dict[str, Any] = {"loss": loss_value, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]}
             bar.update(1)
@@ -150,10 +150,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.show_config:
-        print(describe(SFTConfig))
+    cfg = config_from_args(args, SFTConfig)
+    if cfg is None:
         return 0
-    logging.basicConfig(level=logging.INFO)
-    cfg = load_config(SFTConfig, args.config, args.overrides)
     print(json.dumps(train_sft(cfg), indent=2))
     return 0

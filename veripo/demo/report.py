@@ -22,16 +22,24 @@ def _plt():
 def plot_stage_metrics(rows: list[dict[str, Any]], out: Path) -> Path:
     plt = _plt()
     labels = [r["after"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, key, title, pct in ((axes[0], "accuracy", "held-out accuracy", True),
-                                (axes[1], "response_tokens", "response length (tokens)", False),
-                                (axes[2], "inconsistency_rate", "inconsistency rate (judge)", True)):
-        vals = [(r[key] or 0.0) * (100 if pct else 1) for r in rows]
-        ax.bar(range(len(vals)), vals, color=["#999"] + ["#4c72b0", "#dd8452"] * len(vals))
-        ax.set_xticks(range(len(vals)), labels, rotation=30, ha="right", fontsize=8)
+    x = list(range(len(rows)))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    panels = ((axes[0], (("accuracy", "greedy"), ("sampled_accuracy", "sampled")), "held-out accuracy (%)", 100),
+              (axes[1], (("sampled_inconsistency_rate", "sampled"), ("inconsistency_rate", "greedy")),
+               "inconsistency rate, judge (%)", 100),
+              (axes[2], (("response_tokens", "tokens"),), "response length (tokens)", 1))
+    for ax, series, title, scale in panels:
+        width = 0.8 / len(series)
+        for k, (key, name) in enumerate(series):
+            vals = [(r.get(key) or 0.0) * scale for r in rows]
+            pos = [i + (k - (len(series) - 1) / 2) * width for i in x]
+            ax.bar(pos, vals, width=width, label=name)
+            for p, v in zip(pos, vals):
+                ax.text(p, v, f"{v:.0f}" if scale == 100 else f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
         ax.set_title(title)
-        for i, v in enumerate(vals):
-            ax.text(i, v, f"{v:.0f}" if pct else f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+        if len(series) > 1:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import json
 
-from veripo.cli import add_config_arguments
-from veripo.config import describe, load_config
+from veripo.cli import add_config_arguments, config_from_args
 from veripo.dpo.config import DPOConfig
 
 HELP = """DPO stage: train the policy on the verifier's chosen/rejected pairs (videos and all) with any
@@ -22,15 +21,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.show_config:
-        print(describe(DPOConfig))
+    cfg = config_from_args(args, DPOConfig)
+    if cfg is None:
         return 0
-    import logging
-
     from veripo.dpo.trainer import DPOTrainer
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(DPOConfig, args.config, args.overrides)
     trainer = DPOTrainer(cfg)
     for err in trainer.errors:
         print(f"bad pair skipped: {err}")

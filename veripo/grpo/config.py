@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from veripo.config import doc
 from veripo.rewards import RewardSpec
@@ -33,6 +33,33 @@ class RolloutConfig:
     stop_at_answer: bool = doc("Stop a rollout right after </answer>.", True)
     vllm_gpu_memory_utilization: float = doc("vLLM: fraction of GPU memory for the colocated engine.", 0.35)
     vllm_server_url: str | None = doc("vLLM: an OpenAI-compatible vLLM server instead of a colocated engine.", None)
+    vllm_max_model_len: int | None = doc("vLLM: longest prompt + completion in tokens (sizes the KV cache); null = the "
+                                         "model's maximum, which may not fit the memory share.", None)
+    controller: Literal["none", "gdro", "xrpo"] = doc(
+        "Control step (veripo/rollout/control.py): none = the default prompts, group_size rollouts each; gdro = "
+        "Prompt-GDRO prompt selection over pass@k difficulty bins + Rollout-GDRO square-root allocation; xrpo = "
+        "min_group_size rollouts each, then the rest of the budget where the Student-t half-width shrinks most. "
+        "Allocation is budget-neutral: prompts_per_step * group_size rollouts per step.", "none")
+    controller_kwargs: dict[str, Any] = doc(
+        "Options of the controller. gdro: edges, window, hysteresis, unseen_pass_rate (difficulty bins), eta, "
+        "gamma, weight_max, ema, score_clip (Prompt-GDRO), rollout_ema, initial_success (Rollout-GDRO), "
+        "sample_prompts (true), allocate_rollouts (true), reweight_advantages (false: the paper's Eq 16 "
+        "advantage multipliers). xrpo: alpha (0.05), bonus_lambda (0.0).", default_factory=dict)
+    min_group_size: int = doc("Fewest rollouts a prompt gets under a controller (>= 2 for GRPO advantages).", 2)
+    max_group_size: int | None = doc("Most rollouts a prompt gets under a controller (null = 3 * group_size, GDRO's "
+                                     "n_max).", None)
+    prune: Literal["none", "arrol"] = doc(
+        "arrol: ARRoL pruning, post hoc on the hf engine: pool_factor x n rollouts are generated, n kept whose "
+        "prefix-scored success is balanced around rho (random until the proxy head's AUC is trusted). Keeps the "
+        "training budget; costs pool_factor x the generation.", "none")
+    prune_kwargs: dict[str, Any] = doc(
+        "arrol options: pool_factor (2.0), prefix_tokens (16: the proxy head is exp(mean log-prob of the first k "
+        "tokens)), trust_head (auto | always | never), rho (0.5), min_auc (0.6), min_history (32), history, "
+        "degenerate_margin, max_subsets.", default_factory=dict)
+
+    @property
+    def max_group(self) -> int:
+        return self.max_group_size if self.max_group_size is not None else 3 * self.group_size
 
 
 @dataclasses.dataclass

@@ -1,12 +1,18 @@
-"""The GRPO stage's loop: Generate -> Score -> Filter/advantage -> Replay (store) -> Update.
+"""The GRPO stage's loop: Control -> Generate -> Score -> Filter/advantage -> Replay (store) -> Update.
 
 One step:
-  1. the sampler picks ``P`` prompts (a pure function of the step, so resuming repeats nothing);
-  2. the engine samples ``G`` rollouts each (or, after a crash, the stored rollouts of that step are replayed);
+  1. the sampler picks ``P`` prompts (a pure function of the step, so resuming repeats nothing); a controller
+     (``rollout.controller``, veripo/rollout/control.py) may pick others (GDRO) and size each group
+     (GDRO, XRPO: budget-neutral, ``P * G`` rollouts in all); ``rollout.prune=arrol`` keeps ``n`` of a larger pool;
+  2. the engine samples the rollouts (or, after a crash, the stored rollouts of that step are replayed, each
+     group as large as it was);
   3. rewards per component (accuracy per problem type, format, ...) and their weighted total;
   4. advantages from the configured estimator (``veripo.algos``), optional DAPO dynamic-sampling mask;
   5. every rollout is appended to ``rollouts.jsonl`` (what the verifier reads) *before* the update;
-  6. policy loss from the registry over micro-batches with gradient accumulation, clip, AdamW, schedule.
+  6. the controller observes the step's outcomes (fresh and replayed steps alike: its state, saved in each
+     checkpoint, is the same after a resume);
+  7. policy loss from the registry over micro-batches with gradient accumulation, clip, AdamW, schedule; an
+     engine with ``sync_weights(model)`` (colocated vLLM) then receives the new weights.
 Checkpoints every ``run.save_every`` steps; ``resume=True`` continues from the newest one.
 """
 from __future__ import annotations
@@ -29,6 +35,7 @@ from veripo.grpo.config import GRPOConfig
 from veripo.io_utils import atomic_write_json
 from veripo.records import RolloutRecord
 from veripo.rewards import compute_rewards
+from veripo.rollout.control import build_controller, build_pruner
 from veripo.rollout.sampler import PromptSampler
 from veripo.rollout.store import RolloutStore
 from veripo.rollout.types import Completion, SamplingParams
@@ -59,6 +66,28 @@ def _accepts(fn, name: str) -> bool:
     return name in params
 
 
+def _rollout_index(record: RolloutRecord) -> tuple[int, str]:
+    """A rollout's position in its group (``...-07`` -> 7; numeric, so groups larger than 100 sort right)."""
+    tail = record.rollout_id.rsplit("-", 1)[-1]
+    return (int(tail), "") if tail.isdigit() else (0, record.rollout_id)
+
+
+def micro_batches(group_ids: list[int], size: int, whole_groups: bool = False) -> list[tuple[int, int]]:
+    """``[start, stop)`` row ranges of at most ``size`` rows; with ``whole_groups`` a range never splits a group
+    (consecutive rows with one id), and a group larger than ``size`` gets a range of its own."""
+    n = len(group_ids)
+    if not whole_groups:
+        return [(a, min(n, a + size)) for a in range(0, n, size)]
+    bounds = [i for i in range(1, n) if group_ids[i] != group_ids[i - 1]] + [n]
+    out, chunk, group = [], 0, 0
+    for end in bounds:  # the group [group, end) joins the chunk [chunk, group) unless that makes it too large
+        if end - chunk > size and group > chunk:
+            out.append((chunk, group))
+            chunk = group
+        group = end
+    return out + ([(chunk, n)] if n > chunk else [])
+
+
 def load_training_rows(cfg: GRPOConfig, errors: list[str]) -> list[Sample]:
     rows = load_samples(cfg.data.train_file, strict=cfg.data.strict, root=cfg.data.root, errors=errors)
     if cfg.data.exclude_ids_file:
@@ -83,6 +112,10 @@ class GRPOTrainer:
         if not self.rows:
             raise ValueError(f"{cfg.data.train_file}: no usable training rows ({len(self.data_errors)} bad)")
         self.sampler = PromptSampler(self.rows, cfg.rollout.prompts_per_step, cfg.run.seed)
+        ro = cfg.rollout
+        self.controller = build_controller(ro.controller, self.rows, ro.group_size, ro.min_group_size, ro.max_group,
+                                           cfg.run.seed, ro.controller_kwargs)
+        self.pruner = build_pruner(ro.prune, cfg.run.seed, ro.prune_kwargs)
         self.engine = make_engine(cfg, self.model, self.processor)
         self.params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                      top_k=cfg.rollout.top_k, max_new_tokens=cfg.rollout.max_new_tokens,
@@ -131,8 +164,11 @@ class GRPOTrainer:
         return self._finish(history)
 
     def _save(self, steps_done: int) -> None:
+        state = {"steps_done": steps_done, "skipped": self.skipped, "controller": self.controller.state_dict()}
+        if self.pruner is not None:
+            state["pruner"] = self.pruner.state_dict()
         save_checkpoint(self.run_dir, steps_done, self.model, self.processor, self.optimizer, self.scheduler,
-                        {"steps_done": steps_done, "skipped": self.skipped}, keep_last=self.cfg.run.keep_last)
+                        state, keep_last=self.cfg.run.keep_last)
 
     def _resume(self) -> tuple[int, dict[int, list[RolloutRecord]]]:
         ckpt = latest_checkpoint(self.run_dir)
@@ -140,10 +176,16 @@ class GRPOTrainer:
         if ckpt is not None:
             state = load_trainer_state(ckpt)
             load_policy_weights(self.model, ckpt)
+            if hasattr(self.engine, "sync_weights"):  # a colocated vLLM engine must see the restored policy
+                self.engine.sync_weights(self.model)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             set_rng_state(state["rng"])
             self.skipped = list(state["trainer"].get("skipped", []))
+            if "controller" in state["trainer"]:
+                self.controller.load_state_dict(state["trainer"]["controller"])
+            if self.pruner is not None and "pruner" in state["trainer"]:
+                self.pruner.load_state_dict(state["trainer"]["pruner"])
             start = int(state["step"])
         errors: list[str] = []
         stored = self.store.by_step(errors)
@@ -169,42 +211,83 @@ class GRPOTrainer:
         return summary
 
     # ---------------------------------------------------------------------------------------- step
-    def _sample(self, samples: list[Sample]) -> tuple[list[Sample], list[list[Completion]]]:
-        """Generate G rollouts per prompt; a prompt whose video cannot be read is set aside (named, counted)."""
+    def _generate(self, step: int, samples: list[Sample], sizes: list[int], call: int,
+                  pruned_out: list[list[Completion]]) -> list[list[Completion]]:
+        """``sizes[i]`` rollouts for ``samples[i]`` (one engine call per distinct size, prompt order kept). With
+        ARRoL pruning, a pool of ``pool_size(n)`` is generated and ``n`` survivors kept; the pruned go to
+        ``pruned_out`` (for metrics only)."""
+        pools = [self.pruner.pool_size(n) for n in sizes] if self.pruner is not None else list(sizes)
+        groups: list[list[Completion]] = [[] for _ in samples]
+        for n in sorted({n for n in pools if n > 0}):
+            idx = [i for i, m in enumerate(pools) if m == n]
+            for i, comps in zip(idx, self.engine.generate([samples[i] for i in idx], n=n, params=self.params)):
+                groups[i] = list(comps)
+        if self.pruner is None:
+            return groups
+        kept, pruned = self.pruner.prune(step, groups, sizes, call)
+        pruned_out.extend(pruned)
+        return kept
+
+    def _usable(self, samples: list[Sample]) -> list[Sample]:
+        """The prompts whose video can be read; the others are set aside (named, counted)."""
         from veripo.errors import VideoError
 
-        G = self.cfg.rollout.group_size
+        good = []
+        for s in samples:
+            try:
+                self.engine.prompt_batch([s])
+                good.append(s)
+            except VideoError as e:
+                log.warning("prompt %s set aside: %s", s.problem_id, e)
+                self.skipped.append(f"{s.problem_id}: {e}")
+        return good
+
+    def _sample(self, step: int, samples: list[Sample], pruned: list[list[Completion]] | None = None
+                ) -> tuple[list[Sample], list[list[Completion]]]:
+        """Generate the controller's allocation of rollouts per prompt (``group_size`` each without one); a
+        prompt whose video cannot be read is set aside and the survivors' allocation redone."""
+        from veripo.errors import VideoError
+
+        pruned = [] if pruned is None else pruned
         try:
-            return samples, self.engine.generate(samples, n=G, params=self.params)
+            groups = self._generate(step, samples, self.controller.allocate(step, samples), 0, pruned)
         except VideoError:
-            good = []
-            for s in samples:
-                try:
-                    self.engine.prompt_batch([s])
-                    good.append(s)
-                except VideoError as e:
-                    log.warning("prompt %s set aside: %s", s.problem_id, e)
-                    self.skipped.append(f"{s.problem_id}: {e}")
-            if not good:
+            samples = self._usable(samples)
+            if not samples:
                 return [], []
-            return good, self.engine.generate(good, n=G, params=self.params)
+            pruned.clear()
+            groups = self._generate(step, samples, self.controller.allocate(step, samples), 0, pruned)
+        extra = self.controller.budget(samples) - sum(len(g) for g in groups)
+        if extra > 0:  # a second phase (XRPO): the rest of the budget where the first phase says it helps most
+            first = compute_rewards([c.text for g in groups for c in g],
+                                    [s for s, g in zip(samples, groups) for _ in g], self.cfg.reward)["total"]
+            rewards, at = [], 0
+            for g in groups:
+                rewards.append(first[at: at + len(g)])
+                at += len(g)
+            more = self._generate(step, samples, self.controller.refine(step, samples, rewards, extra), 1, pruned)
+            groups = [g + m for g, m in zip(groups, more)]
+        return samples, groups
 
     def step(self, step: int, replayed: list[RolloutRecord] | None = None) -> dict[str, float]:
         cfg = self.cfg
-        G = cfg.rollout.group_size
         t0 = time.perf_counter()
+        pruned: list[list[Completion]] = []
         if replayed:
             samples, groups = self._from_records(replayed)
         else:
-            samples, groups = self._sample(self.sampler.batch(step))
+            prompts = self.controller.select_prompts(step, self.sampler.batch(step))
+            samples, groups = self._sample(step, prompts, pruned)
         t_gen = time.perf_counter() - t0
         if not samples:
             return {"reward/total": 0.0, "skipped_all": 1.0}
+        sizes = [len(g) for g in groups]
+        offsets = [sum(sizes[:g]) for g in range(len(sizes) + 1)]
         flat = [c for g in groups for c in g]
-        flat_samples = [s for s in samples for _ in range(G)]
+        flat_samples = [s for s, n in zip(samples, sizes) for _ in range(n)]
         texts = [c.text for c in flat]
         scores = compute_rewards(texts, flat_samples, cfg.reward)
-        group_ids = torch.arange(len(samples)).repeat_interleave(G)
+        group_ids = torch.arange(len(samples)).repeat_interleave(torch.tensor(sizes))
         components = [k for k in scores if k != "total"]
         if cfg.algo.decoupled_rewards:
             reward_tensor = torch.tensor([scores[k] for k in components], dtype=torch.float32).T
@@ -225,15 +308,31 @@ class GRPOTrainer:
 
             keep &= dynamic_sampling_mask(totals, group_ids)
         advantages = result.advantages
+        weights = self.controller.advantage_weights(samples)
+        if weights is not None:  # GDRO Eq 16: A_ij <- A_ij min(w(bin(x_i)), w_max)
+            per_rollout = torch.tensor(weights, dtype=advantages.dtype)[group_ids]
+            advantages = advantages * per_rollout.view(-1, *([1] * (advantages.dim() - 1)))
         t_score = time.perf_counter() - t0 - t_gen
         if not replayed:
             self.store.append(self._records(step, samples, groups, scores, advantages, keep, t_gen))
+        correct_flat = (torch.tensor(scores.get("accuracy", scores["total"])) >= 1.0).tolist()
+        control_metrics = self.controller.observe(
+            samples, [scores["total"][offsets[g]:offsets[g + 1]] for g in range(len(samples))],
+            [correct_flat[offsets[g]:offsets[g + 1]] for g in range(len(samples))])
+        if self.pruner is not None:
+            control_metrics.update(self.pruner.observe(flat, correct_flat))
+            control_metrics.update(self._prune_metrics(flat, pruned, samples))
         t1 = time.perf_counter()
-        update_metrics = self._update(samples, flat, advantages, keep, group_ids, scores) if keep.any() else {}
+        update_metrics = {}
+        if keep.any():
+            update_metrics = self._update(samples, flat, advantages, keep, group_ids, scores)
+            if hasattr(self.engine, "sync_weights"):  # a colocated vLLM engine samples the next step from these
+                self.engine.sync_weights(self.model)
         t_update = time.perf_counter() - t1
         lengths = [len(c.token_ids) for c in flat]
         metrics: dict[str, float] = {f"reward/{k}": sum(v) / len(v) for k, v in scores.items()}
-        zero_spread = sum(1 for g in range(len(samples)) if totals[g * G:(g + 1) * G].std(unbiased=False) == 0)
+        zero_spread = sum(1 for g in range(len(samples))
+                          if totals[offsets[g]:offsets[g + 1]].std(unbiased=False) == 0)
         metrics.update({
             "response_length": sum(lengths) / len(lengths),
             "truncated_frac": sum(c.finish_reason == "length" for c in flat) / len(flat),
@@ -245,36 +344,58 @@ class GRPOTrainer:
             **{f"adv/{k}": float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
             **update_metrics,
         })
+        if cfg.rollout.controller != "none" or self.pruner is not None:
+            metrics.update({"rollouts/total": float(len(flat)), "rollouts/group_size_min": float(min(sizes)),
+                            "rollouts/group_size_max": float(max(sizes)), **control_metrics})
         return metrics
 
+    def _prune_metrics(self, kept: list[Completion], pruned: list[list[Completion]],
+                       samples: list[Sample]) -> dict[str, float]:
+        """What pruning did this step (fresh steps only: the pruned rollouts are not stored). ``pruned`` holds
+        one list per prompt per generation phase, in prompt order."""
+        if not pruned:
+            return {}
+        gone = [c for g in pruned for c in g]
+        out = {"prune/pool_rollouts": float(len(kept) + len(gone)), "prune/pruned_rollouts": float(len(gone)),
+               "prune/kept_p_hat": sum(self.pruner.p_hat(kept)) / len(kept)}
+        if gone:
+            gone_samples = [samples[i % len(samples)] for i, g in enumerate(pruned) for _ in g]
+            acc = compute_rewards([c.text for c in gone], gone_samples, self.cfg.reward)
+            out["prune/pruned_p_hat"] = sum(self.pruner.p_hat(gone)) / len(gone)
+            out["prune/pruned_reward"] = sum(acc["total"]) / len(gone)
+        return out
+
     def _from_records(self, records: list[RolloutRecord]) -> tuple[list[Sample], list[list[Completion]]]:
+        """A stored step's prompts and groups, each group as large as it was when sampled."""
         by_group: dict[str, list[RolloutRecord]] = {}
         for r in records:
             by_group.setdefault(r.group_id, []).append(r)
         samples, groups = [], []
         for recs in by_group.values():
-            recs.sort(key=lambda r: r.rollout_id)
+            recs.sort(key=_rollout_index)
             samples.append(Sample.from_dict(recs[0].sample))
             groups.append([Completion(r.response, r.token_ids, r.logps, r.finish_reason) for r in recs])
         return samples, groups
 
     def _records(self, step, samples, groups, scores, advantages, keep, t_gen) -> list[RolloutRecord]:
-        G = self.cfg.rollout.group_size
-        out = []
-        for g, (sample, comps) in enumerate(zip(samples, groups)):
-            prompt = self.engine.prompt_text(sample) if hasattr(self.engine, "prompt_text") else None
-            from veripo.prompts import question_text
+        from veripo.prompts import question_text
 
+        out = []
+        i = 0
+        for sample, comps in zip(samples, groups):
+            prompt = self.engine.prompt_text(sample) if hasattr(self.engine, "prompt_text") else None
             for j, c in enumerate(comps):
-                i = g * G + j
                 adv = advantages[i]
+                extra = {"p_hat": self.pruner.p_hat([c])[0]} if self.pruner is not None else {}
                 out.append(RolloutRecord(
                     rollout_id=f"{step:06d}-{sample.problem_id}-{j:02d}", step=step,
                     group_id=f"{step:06d}-{sample.problem_id}", sample=sample.to_dict(),
                     prompt=prompt or question_text(sample), response=c.text, token_ids=c.token_ids, logps=c.logps,
                     rewards={k: v[i] for k, v in scores.items()},
                     advantage=float(adv.mean()) if bool(keep[i]) else None, kept=bool(keep[i]),
-                    finish_reason=c.finish_reason, timings={"generate_s": t_gen / max(1, len(samples))}))
+                    finish_reason=c.finish_reason, timings={"generate_s": t_gen / max(1, len(samples))},
+                    extra=extra))
+                i += 1
         return out
 
     def _ref_context(self):
@@ -284,18 +405,17 @@ class GRPOTrainer:
 
     def _update(self, samples, flat, advantages, keep, group_ids, scores) -> dict[str, float]:
         cfg = self.cfg
-        G = cfg.rollout.group_size
         prompts = self.engine.prompt_batch(samples)
-        index = [g for g in range(len(samples)) for _ in range(G)]
+        index = group_ids.tolist()
         batch = build_sequences(prompts, index, [c.token_ids or [self.tokenizer.pad_token_id] for c in flat],
                                 self.tokenizer.pad_token_id)
         device = model_device(self.model)
         batch.model_inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.model_inputs.items()}
         batch.completion_ids, batch.completion_mask = batch.completion_ids.to(device), batch.completion_mask.to(device)
         n = len(batch)
-        mbs = cfg.optim.micro_batch_size
-        if cfg.algo.policy_loss == "drpo":  # DRPO normalises within groups: keep groups whole
-            mbs = max(G, mbs // G * G)
+        chunks = micro_batches(group_ids.tolist(), cfg.optim.micro_batch_size,
+                               whole_groups=cfg.algo.policy_loss == "drpo")  # DRPO normalises within groups
+        mbs = max(stop - start for start, stop in chunks)
         temperature = cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0
         ref_logps = old_logps = None
         if cfg.algo.beta > 0:
@@ -306,15 +426,14 @@ class GRPOTrainer:
                 old_logps, _ = completion_logps(self.model, batch, temperature, mbs)
         mask = batch.completion_mask
         total_tokens = float((mask * keep.to(device)[:, None]).sum())
-        accum = max(1, -(-n // mbs))
+        accum = len(chunks)
         advantages = advantages.to(device)
         binary = torch.tensor(scores.get("accuracy", scores["total"]), device=device) >= 1.0
         sums: dict[str, float] = {}
         entropy_sum = 0.0
         self.model.train()
         for _ in range(cfg.algo.ppo_epochs):
-            for start in range(0, n, mbs):
-                stop = min(n, start + mbs)
+            for start, stop in chunks:
                 part = batch.slice(start, stop)
                 logps, entropy = completion_logps(self.model, part, temperature, with_entropy=True)
                 loss, m = self.policy_loss(

@@ -1,8 +1,7 @@
 """``veripo loop``: the whole VerIPO loop from one YAML, or one stage of it (for the shell pipeline)."""
 from __future__ import annotations
 
-from veripo.cli import add_config_arguments
-from veripo.config import describe, load_config
+from veripo.cli import add_config_arguments, config_from_args
 from veripo.loop.config import LoopConfig
 
 HELP = """Iterate GRPO -> Rollout-Aware Verifier -> DPO for `iterations` rounds from one YAML config, each
@@ -23,16 +22,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.show_config:
-        print(describe(LoopConfig))
+    cfg = config_from_args(args, LoopConfig)
+    if cfg is None:
         return 0
-    import logging
-
     from veripo.loop.runner import Manifest, run_loop, summary_table
     from veripo.loop.stages import STAGE_FUNCTIONS, iter_dir, policy_after, run_eval
 
-    logging.basicConfig(level=logging.WARNING)
-    cfg = load_config(LoopConfig, args.config, args.overrides)
     if args.stage:
         from pathlib import Path
         import time

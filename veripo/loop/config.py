@@ -27,6 +27,9 @@ class LoopEvalConfig:
     batch_size: int = doc("Questions per generate call.", 32)
     limit: int | None = doc("Only the first N held-out questions.", None)
     benchmark: str = doc("Benchmark adapter for test_file (veripo eval list).", "synthetic")
+    samples: int = doc("Also score k sampled answers per question (mean accuracy at `temperature`); 0 = greedy only.", 4)
+    temperature: float = doc("Sampling temperature of the sampled accuracy (the GRPO rollout temperature).", 0.7)
+    seed: int = doc("Seed of the sampled answers (same seed, same table).", 0)
 
 
 @dataclasses.dataclass

@@ -120,18 +120,21 @@ def summary_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         s = entry["summary"]
         trained = key.replace("eval-", "")
         rows.append({"after": "start" if key == "eval-start" else trained,
-                     "accuracy": s.get("accuracy"), "response_tokens": s.get("response_tokens"),
+                     "accuracy": s.get("accuracy"), "sampled_accuracy": s.get("sampled_accuracy"),
+                     "sampled_inconsistency_rate": s.get("sampled_inconsistency_rate"),
+                     "response_tokens": s.get("response_tokens"),
                      "format_rate": s.get("format_rate"), "inconsistency_rate": s.get("inconsistency_rate"),
                      "stage_seconds": stages.get(trained, {}).get("seconds")})
     return rows
 
 
 def summary_table(manifest: dict[str, Any]) -> str:
-    lines = ["| after | held-out accuracy | response tokens | format | inconsistency | stage time (s) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| after | held-out accuracy (greedy) | sampled accuracy | inconsistency (sampled) | inconsistency "
+             "(greedy) | response tokens | format | stage time (s) |", "|---|---|---|---|---|---|---|---|"]
     for r in summary_rows(manifest):
-        lines.append(f"| {r['after']} | {_fmt(r['accuracy'], True)} | {_fmt(r['response_tokens'])} | "
-                     f"{_fmt(r['format_rate'], True)} | {_fmt(r['inconsistency_rate'], True)} | "
+        lines.append(f"| {r['after']} | {_fmt(r['accuracy'], True)} | {_fmt(r['sampled_accuracy'], True)} | "
+                     f"{_fmt(r['sampled_inconsistency_rate'], True)} | {_fmt(r['inconsistency_rate'], True)} | "
+                     f"{_fmt(r['response_tokens'])} | {_fmt(r['format_rate'], True)} | "
                      f"{_fmt(r['stage_seconds'])} |")
     other = [(k, e) for k, e in manifest["stages"].items() if "eval" not in k]
     if other:

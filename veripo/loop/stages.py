@@ -140,12 +140,41 @@ def run_eval(cfg: LoopConfig, policy: str, out: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = harness_run(settings, engine, out, log=lambda _msg: None)
     rm = result.get("reasoning", {})
-    summary = {"accuracy": result.get("overall"), "response_tokens": rm.get("mean_response_tokens"),
+    sampled = sampled_metrics(engine, cfg) if cfg.eval.samples > 0 else {}
+    summary = {"accuracy": result.get("overall"), **sampled,
+               "response_tokens": rm.get("mean_response_tokens"),
                "format_rate": rm.get("format_compliance"),
                "inconsistency_rate": (rm.get("inconsistency") or {}).get("rate"),
                "seconds": time.perf_counter() - t0, "policy": policy}
     atomic_write_json(out / "done.json", summary)
     return summary
+
+
+def sampled_metrics(engine, cfg: LoopConfig) -> dict[str, float | None]:
+    """``eval.samples`` answers per held-out question sampled at ``eval.temperature`` (the rollout temperature):
+    their mean accuracy (what GRPO optimises; greedy accuracy hides how sure the policy is) and the share the
+    judge finds inconsistent (what DPO on the verifier's pairs should lower), over many more answers than greedy."""
+    import torch
+
+    from veripo.data.schema import load_samples
+    from veripo.eval.reasoning_metrics import default_judge_fn
+    from veripo.prompts import question_text
+    from veripo.rewards import accuracy_reward, extract_answer, extract_think, format_ok
+
+    rows = load_samples(cfg.test_file)[: cfg.eval.limit]
+    torch.manual_seed(cfg.eval.seed)
+    groups = engine.generate(rows, n=cfg.eval.samples, temperature=cfg.eval.temperature,
+                             max_new_tokens=cfg.eval.max_new_tokens)
+    judge, _ = default_judge_fn()
+    scores, verdicts = [], []
+    for row, group in zip(rows, groups):
+        for c in group:
+            scores.append(accuracy_reward(c.text, row))
+            if judge is not None and format_ok(c.text):
+                verdicts.append(judge(question_text(row), extract_think(c.text) or "", extract_answer(c.text) or ""))
+    judged = [v for v in verdicts if v in ("consistent", "inconsistent")]
+    return {"sampled_accuracy": sum(scores) / max(1, len(scores)),
+            "sampled_inconsistency_rate": (sum(v == "inconsistent" for v in judged) / len(judged)) if judged else None}
 
 
 STAGE_FUNCTIONS = {"grpo": run_grpo, "verify": run_verify, "dpo": run_dpo}

@@ -1,0 +1,49 @@
+"""The main job: `veripo demo --quick` runs the whole method and reports that it learned."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    proc = subprocess.run([sys.executable, "-m", "veripo.cli", "demo", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_quick_demo_writes_the_report_and_plots(quick_demo):
+    out, stdout = quick_demo
+    report = (out / "report.md").read_text()
+    assert "Held-out results after each stage" in report
+    for png in ("stages.png", "grpo_curves.png", "times.png"):
+        assert (out / png).stat().st_size > 1000, png
+    assert "held-out accuracy" in stdout and "finished in" in stdout
+    for it in (1, 2):
+        for stage in ("grpo", "verify", "dpo"):
+            assert (out / "loop" / f"iter-{it}" / stage).is_dir()
+    assert (out / "loop" / "iter-1" / "grpo" / "rollouts.jsonl").stat().st_size > 0
+
+
+def test_quick_demo_learns(quick_demo):
+    out, _ = quick_demo
+    rows = {r["after"]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    start, after_grpo = rows["start"]["accuracy"], rows["iter-1/grpo"]["accuracy"]
+    assert after_grpo > start, rows
+    assert after_grpo > 0.25, rows  # above chance on a 4-way question
+
+
+def test_demo_refuses_a_foreign_directory(tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("do not delete")
+    proc = subprocess.run([sys.executable, "-m", "veripo.cli", "demo", "--quick", "--out", str(foreign)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert (foreign / "thesis.tex").exists()
