@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Example: one GRPO or DPO stage on one 8-GPU node, with torch DDP or DeepSpeed ZeRO-2/3.
+# Example: the DPO stage on one 8-GPU node, with torch DDP or DeepSpeed ZeRO-2/3.
+# (The GRPO and SFT trainers do not take a `dist` section yet: they run one process per job.)
 #
-#   scripts/launch_multi_gpu.sh grpo CONFIG.yaml [key.sub=value ...]               # torchrun + DDP
+#   scripts/launch_multi_gpu.sh dpo CONFIG.yaml [key.sub=value ...]                # torchrun + DDP
 #   BACKEND=deepspeed ZERO=3 scripts/launch_multi_gpu.sh dpo CONFIG.yaml           # deepspeed launcher + ZeRO-3
-#   LAUNCHER=torchrun BACKEND=deepspeed scripts/launch_multi_gpu.sh grpo CONFIG.yaml  # torchrun also runs ZeRO
+#   LAUNCHER=torchrun BACKEND=deepspeed scripts/launch_multi_gpu.sh dpo CONFIG.yaml   # torchrun also runs ZeRO
 #
 # What turns it on is the stage config's `dist` section (veripo.train.distributed.DistConfig; `veripo grpo
 # --show-config` lists it), given here as dotted overrides - the same keys work in the YAML file:
@@ -13,8 +14,8 @@
 #   dist.deepspeed_overrides  keys merged over the JSON, e.g. 'dist.deepspeed_overrides={zero_optimization: {stage: 3}}'
 #   dist.find_unused_parameters / dist.timeout_minutes
 # The launcher starts one process per GPU and sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT;
-# each process trains on its share of every step's prompts (GRPO: rollout.prompts_per_step must be a multiple of
-# the number of GPUs) and rank 0 writes metrics, rollouts and checkpoints.
+# each process trains on its share of every step's pairs (batch_size must be a multiple of the number of GPUs)
+# and rank 0 writes metrics and checkpoints.
 #
 # Batch sizes: the trainer accumulates micro-batches itself (optim.micro_batch_size sequences per forward), so the
 # JSONs keep gradient_accumulation_steps=1; gradient_clipping and train_micro_batch_size_per_gpu are filled in
@@ -24,8 +25,11 @@
 # Environment: NGPUS (default 8), LAUNCHER (torchrun | deepspeed; default torchrun for ddp, deepspeed for
 # deepspeed), BACKEND (ddp | deepspeed; default ddp), ZERO (2 | 3; default 2), MASTER_PORT (default 29500).
 set -euo pipefail
-STAGE=${1:?usage: scripts/launch_multi_gpu.sh grpo|dpo|sft CONFIG.yaml [key.sub=value ...]}
-CONFIG=${2:?usage: scripts/launch_multi_gpu.sh grpo|dpo|sft CONFIG.yaml [key.sub=value ...]}
+STAGE=${1:?usage: scripts/launch_multi_gpu.sh dpo CONFIG.yaml [key.sub=value ...]}
+CONFIG=${2:?usage: scripts/launch_multi_gpu.sh dpo CONFIG.yaml [key.sub=value ...]}
+if [ "$STAGE" != dpo ]; then
+  echo "multi-GPU launch is wired for the dpo stage only (grpo and sft run as one process)" >&2; exit 2
+fi
 shift 2
 NGPUS=${NGPUS:-8}
 BACKEND=${BACKEND:-ddp}

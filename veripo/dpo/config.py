@@ -6,6 +6,7 @@ from typing import Any
 
 from veripo.config import doc
 from veripo.train.optim import OptimConfig
+from veripo.train.distributed import DistConfig
 from veripo.train.policy_setup import ModelConfig
 from veripo.video.sampling import VideoSampling
 
@@ -38,3 +39,5 @@ class DPOConfig:
     keep_last: int = doc("Checkpoints kept.", 2)
     seed: int = doc("Seed.", 0)
     tensorboard: bool = doc("Also log to TensorBoard.", True)
+    dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh); batch_size must be a "
+                           "multiple of the number of processes.", default_factory=DistConfig)

@@ -28,7 +28,9 @@ from veripo.records import PairRecord
 from veripo.rollout.prompt_batch import build_prompt_batch
 from veripo.rollout.sampler import PromptSampler
 from veripo.sequences import SequenceBatch, build_sequences, completion_logps
-from veripo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, save_checkpoint, set_rng_state
+from veripo.train.checkpoint import (checkpoint_dir, latest_checkpoint, load_policy_weights, load_trainer_state,
+                                     save_checkpoint, set_rng_state)
+from veripo.train.distributed import TrainEngine, all_reduce_mean, init_distributed, shard
 from veripo.train.metrics import MetricsLogger, progress
 from veripo.train.optim import build_optimizer, build_scheduler, clip_and_step
 from veripo.train.policy_setup import load_trainable_policy, model_device
@@ -50,6 +52,12 @@ class DPOTrainer:
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         torch.manual_seed(cfg.seed)
+        if cfg.dist.backend != "none":  # one process per GPU: each loads the policy onto its own device
+            info = init_distributed(cfg.dist.timeout_minutes)
+            if cfg.model.device == "auto" and info.device.type == "cuda":
+                cfg.model.device = str(info.device)
+            if cfg.batch_size % info.world_size:
+                raise ValueError(f"batch_size {cfg.batch_size} is not a multiple of the {info.world_size} processes")
         if model is None:
             model, processor = load_trainable_policy(cfg.model)
         self.model, self.processor = model, processor
@@ -72,6 +80,9 @@ class DPOTrainer:
         self.sampler = PromptSampler(self.train_pairs, min(cfg.batch_size, len(self.train_pairs)), cfg.seed)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps)
+        # trained forwards go through engine.model (DDP / DeepSpeed wrapper); reference passes use self.model
+        self.engine = TrainEngine.create(self.model, self.optimizer, self.scheduler, cfg.dist,
+                                         grad_clip=cfg.optim.grad_clip, micro_batch_size=cfg.optim.micro_batch_size)
         self.ref: dict[str, dict[str, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------------------ sequences
@@ -145,9 +156,11 @@ class DPOTrainer:
         from veripo.io_utils import atomic_write_bytes
         import io
 
-        buf = io.BytesIO()
-        torch.save(self.ref, buf)
-        atomic_write_bytes(path, buf.getvalue())
+        if self.engine.is_main:
+            buf = io.BytesIO()
+            torch.save(self.ref, buf)
+            atomic_write_bytes(path, buf.getvalue())
+        self.engine.barrier()
 
     def _ref_tensor(self, pairs, key: str, width: int) -> torch.Tensor:
         out = torch.zeros(len(pairs), width)
@@ -160,7 +173,7 @@ class DPOTrainer:
     def pair_losses(self, pairs: list[tuple[PairRecord, Sample]]) -> tuple[torch.Tensor, dict[str, float]]:
         B = len(pairs)
         batch = self._pair_batch(pairs)
-        logps = self._logps(self.model, batch)
+        logps = self._logps(self.engine.model, batch)
         mask = batch.completion_mask
         c_lp, r_lp, c_m, r_m = logps[:B], logps[B:], mask[:B], mask[B:]
         width = logps.shape[1]
@@ -178,7 +191,7 @@ class DPOTrainer:
             hp["rejected_token_guidance"] = self._ref_tensor(pairs, "guide_rejected", width)
         if self.needs_revision:
             rev_batch = self._pair_batch(pairs, revision=True)
-            rev = (self._logps(self.model, rev_batch) * rev_batch.completion_mask).sum(-1).view(4, B)
+            rev = (self._logps(self.engine.model, rev_batch) * rev_batch.completion_mask).sum(-1).view(4, B)
             rev_ref = torch.stack([self.ref[p.pair_id]["revision"] for p, _ in pairs], 1).to(rev.device)
             ratio = rev - rev_ref
             hp.update(logratio_chosen_given_rejected=ratio[0], logratio_rejected_given_rejected=ratio[1],
@@ -226,56 +239,77 @@ class DPOTrainer:
 
     # ------------------------------------------------------------------------------ run
     def train(self, resume: bool = False) -> dict[str, Any]:
-        cfg = self.cfg
+        cfg, engine = self.cfg, self.engine
         self.out.mkdir(parents=True, exist_ok=True)
         marker = self.out / "final" / "done.json"
         if resume and marker.exists():
             return json.loads(marker.read_text())
-        save_config(cfg, self.out / "config.yaml")
+        if engine.is_main:
+            save_config(cfg, self.out / "config.yaml")
         start = 0
         if resume and (ckpt := latest_checkpoint(self.out)) is not None:
             state = load_trainer_state(ckpt)
-            load_policy_weights(self.model, ckpt)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
+            if engine.backend == "deepspeed":
+                engine.load_checkpoint(ckpt)
+            else:
+                load_policy_weights(self.model, ckpt)
+                engine.load_state_dict({"optimizer": state["optimizer"], "scheduler": state["scheduler"]})
             set_rng_state(state["rng"])
             start = int(state["step"])
         if self.needs_ref or self.needs_guidance or self.needs_revision:
             self._reference_pass()
         before = self.heldout_margin() if start == 0 else {}
-        logger = MetricsLogger(self.out, tensorboard=cfg.tensorboard)
-        bar = progress(self.steps, "dpo", initial=start)
+        logger = MetricsLogger(self.out, tensorboard=cfg.tensorboard) if engine.is_main else None
+        bar = progress(self.steps, "dpo", initial=start) if engine.is_main else None
         t0 = time.perf_counter()
         try:
             for step in range(start, self.steps):
-                pairs = self.sampler.batch(step)
+                pairs = shard(self.sampler.batch(step), engine.rank, engine.world_size, require_even=False)
                 self.model.train()
                 mbs = max(1, cfg.optim.micro_batch_size // 2)  # each pair is two sequences
                 metrics: dict[str, float] = {}
                 for s in range(0, len(pairs), mbs):
                     part = pairs[s: s + mbs]
-                    loss, m = self.pair_losses(part)
-                    (loss * len(part) / len(pairs)).backward()
+                    with engine.accumulating(last=s + mbs >= len(pairs)):
+                        loss, m = self.pair_losses(part)
+                        engine.backward(loss * len(part) / len(pairs))
                     for k, v in m.items():
                         metrics[k] = metrics.get(k, 0.0) + v * len(part) / len(pairs)
-                metrics["grad_norm"] = clip_and_step(self.model, self.optimizer, self.scheduler, cfg.optim.grad_clip)
-                metrics["lr"] = self.scheduler.get_last_lr()[0]
-                logger.log(step, metrics)
-                bar.update(1)
-                bar.set_postfix(loss=f"{metrics['loss']:.3f}", margin=f"{metrics['rewards/margins']:.3f}")
+                metrics["grad_norm"] = engine.step(cfg.optim.grad_clip)
+                metrics = all_reduce_mean(metrics) if engine.world_size > 1 else metrics
+                metrics["lr"] = self.scheduler.get_last_lr()[0] if engine.backend != "deepspeed" else \
+                    engine.optimizer.param_groups[0]["lr"]
+                if logger is not None:
+                    logger.log(step, metrics)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", margin=f"{metrics['rewards/margins']:.3f}")
                 if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < self.steps:
-                    save_checkpoint(self.out, step + 1, self.model, self.processor, self.optimizer, self.scheduler,
-                                    {"steps_done": step + 1}, keep_last=cfg.keep_last)
+                    self._save(step + 1)
         finally:
-            bar.close()
-            logger.close()
+            if bar is not None:
+                bar.close()
+            if logger is not None:
+                logger.close()
         after = self.heldout_margin()
-        from veripo.models.lora import save_policy
-
-        save_policy(self.model, self.processor, self.out / "final")
         summary = {"steps": self.steps, "pairs_train": len(self.train_pairs), "pairs_heldout": len(self.heldout_pairs),
                    "bad_rows": len(self.errors), "final_policy": str(self.out / "final"),
-                   "seconds": time.perf_counter() - t0, "losses": cfg.loss.names,
+                   "seconds": time.perf_counter() - t0, "losses": cfg.loss.names, "processes": engine.world_size,
                    **{f"before/{k}": v for k, v in before.items()}, **{f"after/{k}": v for k, v in after.items()}}
-        atomic_write_json(marker, summary)
+        from veripo.models.lora import save_policy
+
+        weights = engine.full_state_dict() if engine.backend == "deepspeed" else None
+        if engine.is_main:
+            save_policy(self.model, self.processor, self.out / "final", state_dict=weights)
+            atomic_write_json(marker, summary)
+        engine.close()
         return summary
+
+    def _save(self, steps_done: int) -> None:
+        """Rank 0 writes the policy + trainer state; DeepSpeed's partitioned state is written by every rank."""
+        engine = self.engine
+        if engine.is_main:
+            save_checkpoint(self.out, steps_done, self.model, self.processor, self.optimizer, self.scheduler,
+                            {"steps_done": steps_done}, keep_last=self.cfg.keep_last)
+        engine.barrier()
+        if engine.backend == "deepspeed":
+            engine.save_checkpoint(checkpoint_dir(self.out, steps_done))

@@ -93,7 +93,7 @@ def trainable_parameters(model) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters())
 
 
-def save_policy(model, processor, out_dir: str | Path, merge: bool = False) -> Path:
+def save_policy(model, processor, out_dir: str | Path, merge: bool = False, state_dict=None) -> Path:
     """Save atomically: LoRA adapters only (``merge=False``) or full weights; the processor alongside.
 
     ``merge=True`` on a LoRA model saves a merged copy and leaves ``model`` (still wrapped) unchanged.
@@ -104,6 +104,8 @@ def save_policy(model, processor, out_dir: str | Path, merge: bool = False) -> P
     with atomic_directory(out) as tmp:
         if is_peft_model(model) and merge:
             copy.deepcopy(model).merge_and_unload().save_pretrained(tmp)
+        elif state_dict is not None:  # gathered weights of a partitioned (ZeRO-3) model
+            model.save_pretrained(tmp, state_dict=state_dict)
         else:
             model.save_pretrained(tmp)
         if processor is not None:
