@@ -22,13 +22,12 @@ JSONL/JSON file (optionally opening every video with PyAV) and reports bad rows 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from veripo.data.schema import Sample, write_samples
+from veripo.data.schema import Sample, read_rows, write_samples
 from veripo.errors import DataError
 
 PROBLEM_TYPE_ALIASES = {
@@ -82,31 +81,6 @@ class DataReport:
         if len(self.errors) > max_errors:
             lines.append(f"  ... and {len(self.errors) - max_errors} more bad rows")
         return "\n".join(lines)
-
-
-def read_rows(path: str | Path) -> list[tuple[str, Any]]:
-    """``(where, row)`` for each row of a JSONL file (``file:line``) or a JSON list (``file:item N``).
-    A line that is not JSON gives a ``ValueError`` in place of the row."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of rows, got {type(data).__name__}")
-        return [(f"{path}:item {i + 1}", row) for i, row in enumerate(data)]
-    rows: list[tuple[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append((f"{path}:{lineno}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    rows.append((f"{path}:{lineno}", ValueError(f"not valid JSON ({e.msg})")))
-    return rows
 
 
 def normalise_video_r1_row(row: dict[str, Any]) -> dict[str, Any]:

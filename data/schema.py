@@ -21,12 +21,12 @@ in ``strict`` mode.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from veripo.errors import DataError
-from veripo.io_utils import iter_jsonl
 
 PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
 DATA_TYPES = ("video", "image", "text")
@@ -92,6 +92,31 @@ class Sample:
                    data_source=row.get("data_source"), extra=extra)
 
 
+def read_rows(path: str | Path) -> list[tuple[str, Any]]:
+    """``(where, row)`` for each row of a JSONL file (``file:line``) or a JSON list (``file:item N``).
+    A line that is not JSON gives a ``ValueError`` in place of the row."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of rows, got {type(data).__name__}")
+        return [(f"{path}:item {i + 1}", row) for i, row in enumerate(data)]
+    rows: list[tuple[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append((f"{path}:{lineno}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    rows.append((f"{path}:{lineno}", ValueError(f"not valid JSON ({e.msg})")))
+    return rows
+
+
 def load_samples(path: str | Path, strict: bool = False, root: str | Path | None = None,
                  errors: list[str] | None = None) -> list[Sample]:
     """Read a JSONL (or a JSON list, as Video-R1 ships) of rows.
@@ -99,30 +124,10 @@ def load_samples(path: str | Path, strict: bool = False, root: str | Path | None
     Bad rows are described as ``file:line: why`` in ``errors`` and skipped; with ``strict`` the first
     bad row raises :class:`DataError`. Duplicate ``problem_id`` values are bad rows too.
     """
-    import json
-
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
     base = Path(root) if root else path.parent
     errs: list[str] = [] if errors is None else errors
-    rows: list[tuple[str, Any]] = []  # (where, row or None when the line is not JSON)
-    if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of rows")
-        rows = [(f"{path}:item {i + 1}", r) for i, r in enumerate(data)]
-    else:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append((f"{path}:{lineno}", json.loads(line)))
-                    except json.JSONDecodeError as e:
-                        rows.append((f"{path}:{lineno}", ValueError(f"not valid JSON ({e.msg})")))
+    rows = read_rows(path)
     samples: list[Sample] = []
     seen: set[str] = set()
     for where, row in rows:

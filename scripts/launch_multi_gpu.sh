@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Example: the DPO stage on one 8-GPU node, with torch DDP or DeepSpeed ZeRO-2/3.
-# (The GRPO and SFT trainers do not take a `dist` section yet: they run one process per job.)
+# Example: a training stage (grpo | dpo | sft) on one 8-GPU node, with torch DDP or DeepSpeed ZeRO-2/3.
 #
-#   scripts/launch_multi_gpu.sh dpo CONFIG.yaml [key.sub=value ...]                # torchrun + DDP
+#   scripts/launch_multi_gpu.sh grpo CONFIG.yaml [key.sub=value ...]               # torchrun + DDP
+#   scripts/launch_multi_gpu.sh sft CONFIG.yaml [key.sub=value ...]
+#   scripts/launch_multi_gpu.sh dpo CONFIG.yaml [key.sub=value ...]
 #   BACKEND=deepspeed ZERO=3 scripts/launch_multi_gpu.sh dpo CONFIG.yaml           # deepspeed launcher + ZeRO-3
 #   LAUNCHER=torchrun BACKEND=deepspeed scripts/launch_multi_gpu.sh dpo CONFIG.yaml   # torchrun also runs ZeRO
 #
@@ -14,8 +15,9 @@
 #   dist.deepspeed_overrides  keys merged over the JSON, e.g. 'dist.deepspeed_overrides={zero_optimization: {stage: 3}}'
 #   dist.find_unused_parameters / dist.timeout_minutes
 # The launcher starts one process per GPU and sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT;
-# each process trains on its share of every step's pairs (batch_size must be a multiple of the number of GPUs)
-# and rank 0 writes metrics and checkpoints.
+# each process trains on its share of every step's prompts / rows / pairs (grpo: rollout.prompts_per_step, sft and
+# dpo: batch_size must be a multiple of the number of GPUs) and rank 0 writes rollouts, metrics and checkpoints.
+# GRPO with several processes: rollout.controller and rollout.prune must stay none (not supported yet).
 #
 # Batch sizes: the trainer accumulates micro-batches itself (optim.micro_batch_size sequences per forward), so the
 # JSONs keep gradient_accumulation_steps=1; gradient_clipping and train_micro_batch_size_per_gpu are filled in
@@ -25,11 +27,12 @@
 # Environment: NGPUS (default 8), LAUNCHER (torchrun | deepspeed; default torchrun for ddp, deepspeed for
 # deepspeed), BACKEND (ddp | deepspeed; default ddp), ZERO (2 | 3; default 2), MASTER_PORT (default 29500).
 set -euo pipefail
-STAGE=${1:?usage: scripts/launch_multi_gpu.sh dpo CONFIG.yaml [key.sub=value ...]}
-CONFIG=${2:?usage: scripts/launch_multi_gpu.sh dpo CONFIG.yaml [key.sub=value ...]}
-if [ "$STAGE" != dpo ]; then
-  echo "multi-GPU launch is wired for the dpo stage only (grpo and sft run as one process)" >&2; exit 2
-fi
+STAGE=${1:?usage: scripts/launch_multi_gpu.sh grpo|dpo|sft CONFIG.yaml [key.sub=value ...]}
+CONFIG=${2:?usage: scripts/launch_multi_gpu.sh grpo|dpo|sft CONFIG.yaml [key.sub=value ...]}
+case "$STAGE" in
+  grpo|dpo|sft) ;;
+  *) echo "multi-GPU launch is wired for the grpo, dpo and sft stages, got $STAGE" >&2; exit 2 ;;
+esac
 shift 2
 NGPUS=${NGPUS:-8}
 BACKEND=${BACKEND:-ddp}

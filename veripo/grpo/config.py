@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from veripo.config import doc
 from veripo.rewards import RewardSpec
+from veripo.train.distributed import DistConfig
 from veripo.train.optim import OptimConfig
 from veripo.train.policy_setup import ModelConfig
 from veripo.video.sampling import VideoSampling
@@ -98,3 +99,7 @@ class GRPOConfig:
     algo: AlgoConfig = doc("Advantage estimator, filters and policy loss.", default_factory=AlgoConfig)
     optim: OptimConfig = doc("Optimiser and schedule.", default_factory=lambda: OptimConfig(lr=1e-6))
     run: RunConfig = doc("Run directory, length, checkpoints.", default_factory=RunConfig)
+    dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh). Each process samples its "
+                           "share of a step's prompts: rollout.prompts_per_step must be a multiple of the number of "
+                           "processes; rollout.controller and rollout.prune need one process for now.",
+                           default_factory=DistConfig)

@@ -14,6 +14,12 @@ One step:
   7. policy loss from the registry over micro-batches with gradient accumulation, clip, AdamW, schedule; an
      engine with ``sync_weights(model)`` (colocated vLLM) then receives the new weights.
 Checkpoints every ``run.save_every`` steps; ``resume=True`` continues from the newest one.
+
+Several processes (``dist.backend`` ddp | deepspeed, veripo/train/distributed.py): each rank samples its share
+``prompts[rank::W]`` of the step's prompts with the plain model, the ranks' rollout records are gathered and rank 0
+alone appends them; the update runs the same number of micro-batches on every rank (zero-weighted repeats fill
+the gap) through the wrapped model, with the dapo normaliser ``N = sum_r tokens_r / W`` per rank so that the
+averaged gradient equals the one-process gradient; metrics are averaged over ranks and rank 0 writes them.
 """
 from __future__ import annotations
 
@@ -40,10 +46,12 @@ from veripo.rollout.sampler import PromptSampler
 from veripo.rollout.store import RolloutStore
 from veripo.rollout.types import Completion, SamplingParams
 from veripo.sequences import build_sequences, completion_logps
-from veripo.train.checkpoint import (latest_checkpoint, load_policy_weights, load_trainer_state, save_checkpoint,
-                                     set_rng_state)
+from veripo.train.checkpoint import (checkpoint_dir, latest_checkpoint, load_policy_weights, load_trainer_state,
+                                     save_checkpoint, set_rng_state)
+from veripo.train.distributed import (TrainEngine, all_gather_objects, all_reduce_max, all_reduce_mean, all_reduce_sum,
+                                      init_distributed, shard)
 from veripo.train.metrics import MetricsLogger, progress
-from veripo.train.optim import build_optimizer, build_scheduler, clip_and_step
+from veripo.train.optim import build_optimizer, build_scheduler
 from veripo.train.policy_setup import load_trainable_policy, model_device
 
 log = logging.getLogger(__name__)
@@ -98,11 +106,32 @@ def load_training_rows(cfg: GRPOConfig, errors: list[str]) -> list[Sample]:
     return rows
 
 
+def check_world(cfg: GRPOConfig, world_size: int) -> None:
+    """What several processes need from the config (clear errors instead of hung collectives)."""
+    if world_size <= 1:
+        return
+    if cfg.rollout.prompts_per_step % world_size:
+        raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} is not a multiple of the "
+                         f"{world_size} processes: every process samples the same number of prompts")
+    if cfg.rollout.controller != "none":
+        raise ValueError(f"rollout.controller={cfg.rollout.controller} with {world_size} processes is not supported "
+                         "yet (the controller's prompt choice and state are per process): use dist.backend=none "
+                         "or rollout.controller=none")
+    if cfg.rollout.prune != "none":
+        raise ValueError(f"rollout.prune={cfg.rollout.prune} with {world_size} processes is not supported yet (the "
+                         "pruner's proxy head learns per process): use dist.backend=none or rollout.prune=none")
+
+
 class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, model=None, processor=None):
         self.cfg = cfg
         self.run_dir = Path(cfg.run.out_dir)
         torch.manual_seed(cfg.run.seed)
+        if cfg.dist.backend != "none":  # one process per GPU: each loads the policy onto its own device
+            info = init_distributed(cfg.dist.timeout_minutes)
+            check_world(cfg, info.world_size)
+            if cfg.model.device == "auto" and info.device.type == "cuda":
+                cfg.model.device = str(info.device)
         if model is None:
             model, processor = load_trainable_policy(cfg.model)
         self.model, self.processor = model, processor
@@ -124,6 +153,12 @@ class GRPOTrainer:
         self.policy_loss = get_policy_loss(cfg.algo.policy_loss)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.run.steps)
+        # the update's forwards go through train_engine.model (DDP / DeepSpeed wrapper); generation, reference and
+        # old-policy passes use self.model
+        self.train_engine = TrainEngine.create(self.model, self.optimizer, self.scheduler, cfg.dist,
+                                               grad_clip=cfg.optim.grad_clip,
+                                               micro_batch_size=cfg.optim.micro_batch_size)
+        self._spare = None  # a micro-batch kept for zero-weighted passes when this rank has no rows of its own
         self.store = RolloutStore(self.run_dir / "rollouts.jsonl")
         self.ref_model = None
         if cfg.algo.beta > 0 and not hasattr(self.model, "disable_adapter"):
@@ -138,48 +173,66 @@ class GRPOTrainer:
         if resume and done_marker.exists():
             log.info("%s: already finished; nothing to do", self.run_dir)
             return json.loads(done_marker.read_text())
-        save_config(cfg, self.run_dir / "config.yaml")
+        te = self.train_engine
+        if te.is_main:
+            save_config(cfg, self.run_dir / "config.yaml")
         start, replay = 0, {}
         if resume:
             start, replay = self._resume()
-        elif self.store.path.exists():
+        elif self.store.path.exists() and te.is_main:
             self.store.path.unlink()  # a fresh run owns its store
-        logger = MetricsLogger(self.run_dir, tensorboard=cfg.run.tensorboard)
-        bar = progress(cfg.run.steps, "grpo", initial=start)
+        te.barrier()
+        logger = MetricsLogger(self.run_dir, tensorboard=cfg.run.tensorboard) if te.is_main else None
+        bar = progress(cfg.run.steps, "grpo", initial=start) if te.is_main else None
         history: list[dict[str, float]] = []
         try:
             for step in range(start, cfg.run.steps):
                 metrics = self.step(step, replay.get(step))
+                if te.world_size > 1:
+                    metrics = all_reduce_mean(metrics)
                 history.append(metrics)
-                logger.log(step, metrics)
-                bar.update(1)
-                bar.set_postfix(reward=f"{metrics['reward/total']:.2f}", acc=f"{metrics['reward/accuracy']:.2f}"
-                                if "reward/accuracy" in metrics else None)
+                if logger is not None:
+                    logger.log(step, metrics)
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{metrics['reward/total']:.2f}", acc=f"{metrics['reward/accuracy']:.2f}"
+                                    if "reward/accuracy" in metrics else None)
                 if cfg.run.save_every and (step + 1) % cfg.run.save_every == 0 and step + 1 < cfg.run.steps:
                     self._save(step + 1)
         finally:
-            bar.close()
-            logger.close()
+            if bar is not None:
+                bar.close()
+            if logger is not None:
+                logger.close()
             self.store.close()
-        return self._finish(history)
+        summary = self._finish(history)
+        te.close()
+        return summary
 
     def _save(self, steps_done: int) -> None:
+        """Rank 0 writes the policy + trainer state; DeepSpeed's partitioned state is written by every rank."""
+        te = self.train_engine
         state = {"steps_done": steps_done, "skipped": self.skipped, "controller": self.controller.state_dict()}
         if self.pruner is not None:
             state["pruner"] = self.pruner.state_dict()
-        save_checkpoint(self.run_dir, steps_done, self.model, self.processor, self.optimizer, self.scheduler,
-                        state, keep_last=self.cfg.run.keep_last)
+        if te.is_main:
+            save_checkpoint(self.run_dir, steps_done, self.model, self.processor, self.optimizer, self.scheduler,
+                            state, keep_last=self.cfg.run.keep_last)
+        te.barrier()
+        if te.backend == "deepspeed":
+            te.save_checkpoint(checkpoint_dir(self.run_dir, steps_done))
 
     def _resume(self) -> tuple[int, dict[int, list[RolloutRecord]]]:
         ckpt = latest_checkpoint(self.run_dir)
         start = 0
         if ckpt is not None:
             state = load_trainer_state(ckpt)
-            load_policy_weights(self.model, ckpt)
+            if self.train_engine.backend == "deepspeed":
+                self.train_engine.load_checkpoint(ckpt)
+            else:
+                load_policy_weights(self.model, ckpt)
+                self.train_engine.load_state_dict({"optimizer": state["optimizer"], "scheduler": state["scheduler"]})
             if hasattr(self.engine, "sync_weights"):  # a colocated vLLM engine must see the restored policy
                 self.engine.sync_weights(self.model)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
             set_rng_state(state["rng"])
             self.skipped = list(state["trainer"].get("skipped", []))
             if "controller" in state["trainer"]:
@@ -198,16 +251,26 @@ class GRPOTrainer:
     def _finish(self, history: list[dict[str, float]]) -> dict[str, Any]:
         from veripo.models.lora import save_policy
 
+        te = self.train_engine
         final = self.run_dir / "final"
-        save_policy(self.model, self.processor, final)
+        weights = te.full_state_dict() if te.backend == "deepspeed" else None  # collective under ZeRO-3
+        skipped = len(self.skipped) if te.world_size == 1 else int(all_reduce_sum(len(self.skipped)))
         summary = {"steps": self.cfg.run.steps, "final_policy": str(final), "rollouts": str(self.store.path),
-                   "bad_rows": len(self.data_errors), "skipped_prompts": len(self.skipped)}
+                   "bad_rows": len(self.data_errors), "skipped_prompts": skipped}
+        if te.world_size > 1:
+            summary["processes"] = te.world_size
         if history:
             last = history[-min(5, len(history)):]
             for key in ("reward/total", "reward/accuracy", "reward/format", "response_length"):
                 if key in last[0]:
                     summary[key + "/last5"] = sum(h[key] for h in last) / len(last)
-        atomic_write_json(final / "done.json", summary)
+        if te.is_main:
+            if te.backend == "deepspeed":
+                save_policy(self.model, self.processor, final, state_dict=weights)
+            else:
+                save_policy(self.model, self.processor, final)
+            atomic_write_json(final / "done.json", summary)
+        te.barrier()
         return summary
 
     # ---------------------------------------------------------------------------------------- step
@@ -273,13 +336,23 @@ class GRPOTrainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         pruned: list[list[Completion]] = []
+        te = self.train_engine
         if replayed:
             samples, groups = self._from_records(replayed)
+            if te.world_size > 1:  # this rank's share, in the order the sampler gave the prompts
+                samples, groups = self._replay_share(step, samples, groups)
         else:
-            prompts = self.controller.select_prompts(step, self.sampler.batch(step))
+            batch = self.sampler.batch(step)
+            if te.world_size > 1:
+                batch = shard(batch, te.rank, te.world_size)
+            prompts = self.controller.select_prompts(step, batch)
             samples, groups = self._sample(step, prompts, pruned)
         t_gen = time.perf_counter() - t0
         if not samples:
+            if te.world_size > 1:  # take part in the step's collectives with nothing of its own
+                self._store_records(step, [], replayed)
+                if self._update_anywhere(False):
+                    self._idle_update()
             return {"reward/total": 0.0, "skipped_all": 1.0}
         sizes = [len(g) for g in groups]
         offsets = [sum(sizes[:g]) for g in range(len(sizes) + 1)]
@@ -313,8 +386,8 @@ class GRPOTrainer:
             per_rollout = torch.tensor(weights, dtype=advantages.dtype)[group_ids]
             advantages = advantages * per_rollout.view(-1, *([1] * (advantages.dim() - 1)))
         t_score = time.perf_counter() - t0 - t_gen
-        if not replayed:
-            self.store.append(self._records(step, samples, groups, scores, advantages, keep, t_gen))
+        self._store_records(step, self._records(step, samples, groups, scores, advantages, keep, t_gen)
+                            if not replayed else [], replayed)
         correct_flat = (torch.tensor(scores.get("accuracy", scores["total"])) >= 1.0).tolist()
         control_metrics = self.controller.observe(
             samples, [scores["total"][offsets[g]:offsets[g + 1]] for g in range(len(samples))],
@@ -324,7 +397,7 @@ class GRPOTrainer:
             control_metrics.update(self._prune_metrics(flat, pruned, samples))
         t1 = time.perf_counter()
         update_metrics = {}
-        if keep.any():
+        if self._update_anywhere(bool(keep.any())):
             update_metrics = self._update(samples, flat, advantages, keep, group_ids, scores)
             if hasattr(self.engine, "sync_weights"):  # a colocated vLLM engine samples the next step from these
                 self.engine.sync_weights(self.model)
@@ -338,7 +411,7 @@ class GRPOTrainer:
             "truncated_frac": sum(c.finish_reason == "length" for c in flat) / len(flat),
             "frac_groups_nonzero_std": 1 - zero_spread / len(samples),
             "kept_frac": float(keep.float().mean()),
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": self._lr(),
             "time/generate_s": t_gen, "time/score_s": t_score, "time/update_s": t_update,
             "tokens_per_s": sum(lengths) / max(t_gen, 1e-9),
             **{f"adv/{k}": float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
@@ -348,6 +421,60 @@ class GRPOTrainer:
             metrics.update({"rollouts/total": float(len(flat)), "rollouts/group_size_min": float(min(sizes)),
                             "rollouts/group_size_max": float(max(sizes)), **control_metrics})
         return metrics
+
+    def _lr(self) -> float:
+        te = self.train_engine
+        return self.scheduler.get_last_lr()[0] if te.backend != "deepspeed" else te.optimizer.param_groups[0]["lr"]
+
+    def _store_records(self, step: int, records: list[RolloutRecord], replayed) -> None:
+        """Append a fresh step's rollouts (every rank's, gathered, in rank order) to the store; rank 0 writes."""
+        if replayed:
+            return
+        te = self.train_engine
+        gathered = all_gather_objects(records) if te.world_size > 1 else [records]
+        if te.is_main:
+            everything = [r for part in gathered for r in part]
+            if everything:
+                self.store.append(everything)
+
+    def _update_anywhere(self, local: bool) -> bool:
+        """Whether any rank has rows to learn from: the ranks update together or not at all."""
+        if self.train_engine.world_size == 1:
+            return local
+        return all_reduce_max(float(local)) > 0
+
+    def _replay_share(self, step: int, samples: list[Sample], groups: list[list[Completion]]
+                      ) -> tuple[list[Sample], list[list[Completion]]]:
+        """This rank's stored groups of ``step``: ordered as the sampler ordered the prompts, then
+        ``[rank::W]`` (uneven when prompts were set aside; the update pads the shorter ranks)."""
+        te = self.train_engine
+        order = {s.problem_id: i for i, s in reversed(list(enumerate(self.sampler.batch(step))))}
+        pairs = sorted(zip(samples, groups), key=lambda sg: order.get(sg[0].problem_id, len(order)))
+        mine = shard(pairs, te.rank, te.world_size, require_even=False)
+        return [s for s, _ in mine], [g for _, g in mine]
+
+    def _idle_update(self) -> None:
+        """A rank without rows this step still runs the update's collectives: the same number of micro-batches
+        (zero-weighted passes over a micro-batch kept from an earlier update) and the optimiser step."""
+        te, cfg = self.train_engine, self.cfg
+        all_reduce_sum(0.0)  # the token count (matches _update's calls)
+        pieces = int(all_reduce_max(0.0))
+        if self._spare is None:
+            from veripo.errors import VeripoError
+
+            raise VeripoError(f"rank {te.rank}: none of this process's prompts could be used before its first "
+                              "update, so it has nothing to run the other processes' update with; check the "
+                              "skipped prompts' videos")
+        temperature = cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0
+        self.model.train()
+        for _ in range(cfg.algo.ppo_epochs):
+            for i in range(pieces):
+                with te.accumulating(last=i == pieces - 1):
+                    logps, _ = completion_logps(te.model, self._spare, temperature)
+                    te.backward((logps * 0.0).sum())
+            te.step(cfg.optim.grad_clip)
+        if hasattr(self.engine, "sync_weights"):
+            self.engine.sync_weights(self.model)
 
     def _prune_metrics(self, kept: list[Completion], pruned: list[list[Completion]],
                        samples: list[Sample]) -> dict[str, float]:
@@ -425,33 +552,43 @@ class GRPOTrainer:
             with torch.no_grad():
                 old_logps, _ = completion_logps(self.model, batch, temperature, mbs)
         mask = batch.completion_mask
+        te = self.train_engine
         total_tokens = float((mask * keep.to(device)[:, None]).sum())
         accum = len(chunks)
+        if te.world_size > 1:  # global token count; every rank runs as many micro-batches as the busiest one
+            total_tokens = all_reduce_sum(total_tokens)
+            accum = int(all_reduce_max(float(accum)))
+        pieces = list(chunks) + [chunks[-1]] * (accum - len(chunks))  # repeats are zero-weighted
+        self._spare = batch.slice(*chunks[-1])
         advantages = advantages.to(device)
         binary = torch.tensor(scores.get("accuracy", scores["total"]), device=device) >= 1.0
         sums: dict[str, float] = {}
         entropy_sum = 0.0
         self.model.train()
         for _ in range(cfg.algo.ppo_epochs):
-            for start, stop in chunks:
+            for i, (start, stop) in enumerate(pieces):
                 part = batch.slice(start, stop)
-                logps, entropy = completion_logps(self.model, part, temperature, with_entropy=True)
-                loss, m = self.policy_loss(
-                    logps=logps, old_logps=None if old_logps is None else old_logps[start:stop],
-                    advantages=advantages[start:stop], mask=part.completion_mask,
-                    ref_logps=None if ref_logps is None else ref_logps[start:stop],
-                    keep_mask=keep[start:stop].to(device), clip_low=cfg.algo.clip_low, clip_high=cfg.algo.clip_high,
-                    dual_clip=cfg.algo.dual_clip, beta=cfg.algo.beta, loss_agg_mode=cfg.algo.loss_agg_mode,
-                    num_items_in_batch=total_tokens, grad_accum_steps=accum, steps_per_generation=accum,
-                    max_completion_length=cfg.rollout.max_new_tokens,
-                    rewards=binary[start:stop].float(), group_ids=group_ids[start:stop].to(device),
-                    **cfg.algo.loss_kwargs)
-                loss.backward()
+                with te.accumulating(last=i == len(pieces) - 1):
+                    logps, entropy = completion_logps(te.model, part, temperature, with_entropy=True)
+                    loss, m = self.policy_loss(
+                        logps=logps, old_logps=None if old_logps is None else old_logps[start:stop],
+                        advantages=advantages[start:stop], mask=part.completion_mask,
+                        ref_logps=None if ref_logps is None else ref_logps[start:stop],
+                        keep_mask=keep[start:stop].to(device), clip_low=cfg.algo.clip_low,
+                        clip_high=cfg.algo.clip_high, dual_clip=cfg.algo.dual_clip, beta=cfg.algo.beta,
+                        loss_agg_mode=cfg.algo.loss_agg_mode, num_items_in_batch=total_tokens,
+                        num_processes=te.world_size, grad_accum_steps=accum, steps_per_generation=accum,
+                        max_completion_length=cfg.rollout.max_new_tokens,
+                        rewards=binary[start:stop].float(), group_ids=group_ids[start:stop].to(device),
+                        **cfg.algo.loss_kwargs)
+                    te.backward(loss if i < len(chunks) else loss * 0.0)  # a repeat only keeps the ranks in step
+                if i >= len(chunks):
+                    continue
                 pm = part.completion_mask
                 entropy_sum += float((entropy * pm).sum())
                 for k, v in m.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * (stop - start) / n
-            grad_norm = clip_and_step(self.model, self.optimizer, self.scheduler, cfg.optim.grad_clip)
+            grad_norm = te.step(cfg.optim.grad_clip)
         sums = {k: v / cfg.algo.ppo_epochs for k, v in sums.items()}
         sums["grad_norm"] = grad_norm
         sums["entropy"] = entropy_sum / max(1.0, float(mask.sum())) / cfg.algo.ppo_epochs

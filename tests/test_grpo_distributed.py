@@ -1,0 +1,95 @@
+"""GRPO and the SFT warm start on the distributed layer: DDP with one process trains exactly like no backend, and
+two torchrun processes on CPU (gloo) share the step's prompts, write each rollout once and log once per step."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from veripo.grpo.trainer import GRPOTrainer, check_world
+from veripo.io_utils import read_jsonl
+from veripo.models import load_policy
+
+from kit_fixtures import tiny_kit_dir  # noqa: F401
+from test_grpo_trainer import grpo_cfg
+from train_fixtures import VIDEO, synth_task, task_kit, warm_policy  # noqa: F401
+
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+
+
+def _weights(path):
+    model, _ = load_policy(path)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _torchrun(args: list[str], out: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "veripo.cli", *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert (out / "final" / "done.json").exists()
+
+
+def test_ddp_with_one_process_matches_plain_grpo(warm_policy, synth_task, tmp_path, monkeypatch):
+    from veripo.train.distributed import free_port
+
+    common = ["run.steps=2", "run.save_every=0", "optim.micro_batch_size=3"]  # 8 rollouts: pieces of 3, 3, 2
+    GRPOTrainer(grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "plain", *common)).train()
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    GRPOTrainer(grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "ddp", *common,
+                         "dist.backend=ddp")).train()
+    plain, ddp = read_jsonl(tmp_path / "plain" / "rollouts.jsonl"), read_jsonl(tmp_path / "ddp" / "rollouts.jsonl")
+    assert [r["rollout_id"] for r in plain] == [r["rollout_id"] for r in ddp]
+    assert [r["response"] for r in plain] == [r["response"] for r in ddp]
+    a, b = _weights(tmp_path / "plain" / "final"), _weights(tmp_path / "ddp" / "final")
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    changed = _weights(warm_policy)
+    assert any(not torch.equal(changed[k], a[k]) for k in a), "the run did not update the policy at all"
+
+
+def test_world_size_checks_name_the_setting(warm_policy, synth_task, tmp_path):
+    cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "run", "rollout.prompts_per_step=3")
+    check_world(cfg, 1)
+    with pytest.raises(ValueError, match="prompts_per_step=3 is not a multiple of the 2 processes"):
+        check_world(cfg, 2)
+    cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "run", "rollout.controller=gdro")
+    with pytest.raises(ValueError, match="controller=gdro with 2 processes is not supported yet"):
+        check_world(cfg, 2)
+    cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "run", "rollout.prune=arrol")
+    with pytest.raises(ValueError, match="prune=arrol with 2 processes is not supported yet"):
+        check_world(cfg, 2)
+
+
+def test_torchrun_two_processes_grpo(warm_policy, synth_task, tmp_path):
+    out = tmp_path / "run"
+    _torchrun(["grpo", f"model.path={warm_policy}", "model.freeze_vision=false",
+               f"data.train_file={synth_task / 'train.jsonl'}", f"run.out_dir={out}", "run.steps=2",
+               "run.save_every=0", "rollout.prompts_per_step=2", "rollout.group_size=4",
+               "rollout.max_new_tokens=16", "run.tensorboard=false", "optim.lr=1e-4", "dist.backend=ddp", *VIDEO], out)
+    rollouts = read_jsonl(out / "rollouts.jsonl")
+    ids = [r["rollout_id"] for r in rollouts]
+    assert len(ids) == len(set(ids)) == 2 * 2 * 4  # both ranks' rollouts, each exactly once
+    assert {r["step"] for r in rollouts} == {0, 1}
+    for step in (0, 1):  # each step's two prompts: one sampled by each rank
+        assert len({r["group_id"] for r in rollouts if r["step"] == step}) == 2
+    metrics = read_jsonl(out / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [0, 1]  # rank 0 alone writes, once per step
+    assert all(torch.isfinite(torch.tensor(m["reward/total"])) for m in metrics)
+
+
+def test_torchrun_two_processes_sft(task_kit, synth_task, tmp_path):
+    out = tmp_path / "sft"
+    _torchrun(["sft", f"model.path={task_kit}", "model.freeze_vision=false",
+               f"train_file={synth_task / 'train.jsonl'}", f"out_dir={out}", "steps=3", "batch_size=4",
+               "optim.lr=1e-3", "dist.backend=ddp", *VIDEO], out)
+    metrics = read_jsonl(out / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [0, 1, 2]
+    assert all(torch.isfinite(torch.tensor(m["loss"])) and m["loss"] > 0 for m in metrics)
+    before, after = _weights(task_kit), _weights(out / "final")
+    assert any(not torch.equal(before[k], after[k]) for k in after if k in before)
