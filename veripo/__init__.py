@@ -1,7 +1,8 @@
 """veripo: Verifier-guided Iterative Policy Optimisation for Video-LLMs.
 
 GRPO (explore) -> Rollout-Aware Verifier (judge rollouts, build contrastive pairs) -> DPO (align), iterated.
-Importing veripo is cheap: heavy modules (transformers, the trainers) load only when used.
+Importing veripo loads torch (to make torchvision importable on CPU, see _torchvision_shim); transformers,
+the trainers, vLLM and DeepSpeed load only when used.
 """
 import os as _os
 

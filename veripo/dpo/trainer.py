@@ -32,7 +32,7 @@ from veripo.train.checkpoint import (checkpoint_dir, latest_checkpoint, load_pol
                                      save_checkpoint, set_rng_state)
 from veripo.train.distributed import TrainEngine, all_reduce_mean, init_distributed, shard
 from veripo.train.metrics import MetricsLogger, progress
-from veripo.train.optim import build_optimizer, build_scheduler, clip_and_step
+from veripo.train.optim import build_optimizer, build_scheduler
 from veripo.train.policy_setup import load_trainable_policy, model_device
 from veripo.video.cache import FrameCache
 
@@ -213,12 +213,10 @@ class DPOTrainer:
     def heldout_margin(self) -> dict[str, float]:
         """Mean chosen-minus-rejected log-ratio margin (beta * implicit reward) on held-out pairs."""
         pairs = self.heldout_pairs
-        if not pairs or not self.needs_ref:
-            pairs = pairs or []
-            if not pairs:
-                return {}
+        if not pairs:
+            return {}
         self.model.eval()
-        margins, acc = [], []
+        margins, gaps = [], []
         for start in range(0, len(pairs), self.cfg.batch_size):
             chunk = pairs[start: start + self.cfg.batch_size]
             B = len(chunk)
@@ -232,10 +230,10 @@ class DPOTrainer:
             margins.extend((cr - rr).tolist())
             seq_c = (logps[:B] * m[:B]).sum(-1)
             seq_r = (logps[B:] * m[B:]).sum(-1)
-            acc.extend((seq_c - seq_r).tolist())
+            gaps.extend((seq_c - seq_r).tolist())
         self.model.train()
         return {"heldout/margin": sum(margins) / len(margins),
-                "heldout/logp_gap": sum(acc) / len(acc), "heldout/pairs": float(len(pairs))}
+                "heldout/logp_gap": sum(gaps) / len(gaps), "heldout/pairs": float(len(pairs))}
 
     # ------------------------------------------------------------------------------ run
     def train(self, resume: bool = False) -> dict[str, Any]:
