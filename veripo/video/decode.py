@@ -16,7 +16,6 @@ raises ``veripo.errors.VideoError`` whose message names the file and what each b
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
