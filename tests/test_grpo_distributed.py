@@ -16,7 +16,7 @@ from veripo.models import load_policy
 
 from kit_fixtures import tiny_kit_dir  # noqa: F401
 from test_grpo_trainer import grpo_cfg
-from train_fixtures import VIDEO, synth_task, task_kit, warm_policy  # noqa: F401
+from train_fixtures import VIDEO, all_red_rows, synth_task, task_kit, warm_policy  # noqa: F401
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
@@ -37,20 +37,24 @@ def _torchrun(args: list[str], out: Path) -> None:
 def test_ddp_with_one_process_matches_plain_grpo(warm_policy, synth_task, tmp_path, monkeypatch):
     from veripo.train.distributed import free_port
 
-    common = ["run.steps=2", "run.save_every=0", "optim.micro_batch_size=3"]  # 8 rollouts: pieces of 3, 3, 2
-    GRPOTrainer(grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "plain", *common)).train()
+    # 16 rollouts a step in pieces of 5, 5, 5, 1; long enough answers that groups disagree (a learning signal)
+    rows = all_red_rows(tmp_path / "red.jsonl")
+    common = ["run.steps=2", "run.save_every=0", "optim.micro_batch_size=5", "rollout.group_size=8",
+              "rollout.max_new_tokens=40"]
+    GRPOTrainer(grpo_cfg(warm_policy, rows, tmp_path / "plain", *common)).train()
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(free_port()))
-    GRPOTrainer(grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "ddp", *common,
-                         "dist.backend=ddp")).train()
+    GRPOTrainer(grpo_cfg(warm_policy, rows, tmp_path / "ddp", *common, "dist.backend=ddp")).train()
     plain, ddp = read_jsonl(tmp_path / "plain" / "rollouts.jsonl"), read_jsonl(tmp_path / "ddp" / "rollouts.jsonl")
     assert [r["rollout_id"] for r in plain] == [r["rollout_id"] for r in ddp]
     assert [r["response"] for r in plain] == [r["response"] for r in ddp]
     a, b = _weights(tmp_path / "plain" / "final"), _weights(tmp_path / "ddp" / "final")
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
-    changed = _weights(warm_policy)
-    assert any(not torch.equal(changed[k], a[k]) for k in a), "the run did not update the policy at all"
+    metrics = read_jsonl(tmp_path / "plain" / "metrics.jsonl")
+    assert any(m.get("grad_norm", 0.0) > 0 for m in metrics), f"no learning signal, nothing compared: {metrics}"
+    start = _weights(warm_policy)
+    assert any(not torch.equal(start[k], a[k]) for k in a)
 
 
 def test_world_size_checks_name_the_setting(warm_policy, synth_task, tmp_path):

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import json
 
-from veripo.cli import add_config_arguments
-from veripo.config import describe, load_config
+from veripo.cli import add_config_arguments, config_from_args
 from veripo.grpo.config import GRPOConfig
 
 HELP = """GRPO stage: sample G rollouts per video question, reward them (accuracy per problem type + format),
@@ -21,18 +20,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.show_config:
-        print(describe(GRPOConfig))
+    cfg = config_from_args(args, GRPOConfig)
+    if cfg is None:
         return 0
-    import logging
-
     from veripo.grpo.trainer import GRPOTrainer
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(GRPOConfig, args.config, args.overrides)
     trainer = GRPOTrainer(cfg)
-    for err in trainer.data_errors:
-        print(f"bad row skipped: {err}")
+    main_rank = trainer.train_engine.is_main
+    if main_rank:
+        for err in trainer.data_errors:
+            print(f"bad row skipped: {err}")
     summary = trainer.train(resume=args.resume)
-    print(json.dumps(summary, indent=2))
+    if main_rank:
+        print(json.dumps(summary, indent=2))
     return 0
