@@ -24,8 +24,28 @@ import dataclasses
 from typing import Any
 
 
+class _Record:
+    """Shared JSON round trip: unknown keys travel in ``extra`` and come back flat."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)  # type: ignore[call-overload]
+        d.update(d.pop("extra"))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        names = {f.name for f in fields} - {"extra"}
+        required = [f.name for f in fields
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise ValueError(f"{cls.__name__} is missing field(s): {', '.join(missing)}")
+        return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
+
+
 @dataclasses.dataclass
-class RolloutRecord:
+class RolloutRecord(_Record):
     rollout_id: str
     step: int
     group_id: str
@@ -45,18 +65,9 @@ class RolloutRecord:
     def prompt_id(self) -> str:
         return str(self.sample.get("problem_id"))
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.update(d.pop("extra"))
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RolloutRecord":
-        return _from_dict(cls, d)
-
 
 @dataclasses.dataclass
-class PairRecord:
+class PairRecord(_Record):
     pair_id: str
     prompt_id: str
     kind: str
@@ -66,22 +77,3 @@ class PairRecord:
     rejected: str
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.update(d.pop("extra"))
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PairRecord":
-        return _from_dict(cls, d)
-
-
-def _from_dict(cls, d: dict[str, Any]):
-    names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
-    missing = [k for k in required if k not in d]
-    if missing:
-        raise ValueError(f"{cls.__name__} is missing field(s): {', '.join(missing)}")
-    return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
