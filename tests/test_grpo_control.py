@@ -1,5 +1,5 @@
 """The Control step wired into GRPO: GDRO prompt selection and rollout allocation, XRPO two-phase allocation,
-ARRoL post-hoc pruning; budget neutrality, rollouts.jsonl group sizes, controller state through checkpoint + resume."""
+ARRoL pruning (mid-generation and post hoc); budget neutrality, rollouts.jsonl group sizes, controller state through checkpoint + resume."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,8 @@ from veripo.config import ConfigError, load_config
 from veripo.grpo.config import GRPOConfig
 from veripo.grpo.trainer import GRPOTrainer, micro_batches
 from veripo.io_utils import read_jsonl
-from veripo.rollout.control import GDROController, PrefixPruner, XRPOController, build_controller
+from veripo.rollout.control import GDROController, XRPOController, build_controller
+from veripo.rollout.prune import PrefixPruner
 from veripo.rollout.types import Completion
 from veripo.train.checkpoint import latest_checkpoint, load_trainer_state
 
@@ -199,10 +200,11 @@ def test_xrpo_run_gives_the_extra_rollouts_where_the_allocator_says(warm_policy,
     assert all(m["rollouts/total"] == 12 and m["rollouts/group_size_max"] > 4 for m in metrics)
 
 
-def test_arrol_pruning_keeps_the_budget_and_reports_what_it_pruned(warm_policy, synth_task, tmp_path):
+@pytest.mark.parametrize("mode", ["midgen", "posthoc"])
+def test_arrol_pruning_keeps_the_budget_and_reports_what_it_pruned(mode, warm_policy, synth_task, tmp_path):
     out = tmp_path / "run"
     cfg = grpo_cfg(warm_policy, synth_task, out, "run.steps=2", "run.save_every=1", "rollout.prompts_per_step=2",
-                   "rollout.prune=arrol", "rollout.prune_kwargs={pool_factor: 2.0, prefix_tokens: 4}")
+                   "rollout.prune=arrol", f"rollout.prune_kwargs={{pool_factor: 2.0, prefix_tokens: 4, mode: {mode}}}")
     trainer = GRPOTrainer(cfg)
     trainer.train()
     rollouts = read_jsonl(out / "rollouts.jsonl")
@@ -210,10 +212,18 @@ def test_arrol_pruning_keeps_the_budget_and_reports_what_it_pruned(warm_policy, 
     for r in rollouts:
         head = r["logps"][:4]
         assert r["p_hat"] == pytest.approx(math.exp(sum(head) / len(head)))
+        assert len(r["token_ids"]) == len(r["logps"]) > 0
+    # the survivors were finished: stopped, or at the full budget (never cut at the 4-token pruning point)
+    assert all(r["finish_reason"] == "stop" or len(r["token_ids"]) == 12 for r in rollouts)
+    assert any(len(r["token_ids"]) > 4 for r in rollouts)
     metrics = read_jsonl(out / "metrics.jsonl")
     for m in metrics:
         assert m["prune/pool_rollouts"] == 16 and m["prune/pruned_rollouts"] == 8 and m["rollouts/total"] == 8
-        assert "prune/pruned_reward" in m and "prune/head_trusted" in m
+        assert "prune/head_trusted" in m
+        if mode == "midgen":  # the pruned were stopped after their 4-token heads
+            assert m["prune/pruned_tokens"] <= 8 * 4 and "prune/pruned_reward" not in m
+        else:
+            assert "prune/pruned_reward" in m
     ckpt = load_trainer_state(latest_checkpoint(out))["trainer"]["pruner"]["pruner"]
     assert len(ckpt["labels"]) == 8  # step 0's survivors calibrated the head before the step-1 checkpoint
     assert trainer.pruner.pruner.state_dict()["labels"][:8] == ckpt["labels"]

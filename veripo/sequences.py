@@ -84,6 +84,31 @@ def build_sequences(prompts: PromptBatch, prompt_index: Sequence[int], completio
     return SequenceBatch(model_inputs=inputs, completion_ids=ids, completion_mask=mask)
 
 
+def extend_prompts(inputs: dict[str, Any], prefixes: Sequence[Sequence[int]], pad_token_id: int) -> dict[str, Any]:
+    """Generation inputs for partial rollouts: each (left-padded) prompt row of ``inputs`` followed by the
+    tokens of ``prefixes[row]``, left-padded again so that every row ends at its last real token (what
+    ``generate`` continues from). Visual tensors are unchanged; ``mm_token_type_ids`` is 0 (text) on the prefix."""
+    if len(prefixes) != inputs["input_ids"].shape[0]:
+        raise ValueError(f"{len(prefixes)} prefixes for {inputs['input_ids'].shape[0]} prompt rows")
+    keys = [k for k in ("input_ids", "mm_token_type_ids") if k in inputs]
+    rows: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    for r, prefix in enumerate(prefixes):
+        real = inputs["attention_mask"][r].bool()
+        tail = torch.as_tensor(list(prefix), dtype=torch.long)
+        rows["input_ids"].append(torch.cat([inputs["input_ids"][r][real], tail]))
+        if "mm_token_type_ids" in rows:
+            rows["mm_token_type_ids"].append(torch.cat([inputs["mm_token_type_ids"][r][real], torch.zeros_like(tail)]))
+    width = max(len(x) for x in rows["input_ids"])
+    out = dict(inputs)
+    for k in keys:
+        fill = pad_token_id if k == "input_ids" else 0
+        out[k] = torch.stack([torch.cat([torch.full((width - len(x),), fill, dtype=torch.long), x])
+                              for x in rows[k]])
+    out["attention_mask"] = torch.stack([torch.cat([torch.zeros(width - len(x), dtype=torch.long),
+                                                    torch.ones(len(x), dtype=torch.long)]) for x in rows["input_ids"]])
+    return out
+
+
 def _slice_visual(inputs: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
     """Rows [start, stop) of a sequence batch, with their visual tensors (one chunk of a micro-batch loop)."""
     out = {k: v[start:stop] for k, v in inputs.items()

@@ -50,13 +50,21 @@ class RolloutConfig:
     max_group_size: int | None = doc("Most rollouts a prompt gets under a controller (null = 3 * group_size, GDRO's "
                                      "n_max).", None)
     prune: Literal["none", "arrol"] = doc(
-        "arrol: ARRoL pruning, post hoc on the hf engine: pool_factor x n rollouts are generated, n kept whose "
-        "prefix-scored success is balanced around rho (random until the proxy head's AUC is trusted). Keeps the "
-        "training budget; costs pool_factor x the generation.", "none")
+        "arrol: ARRoL pruning (veripo/rollout/prune.py): pool_factor x n rollouts are started, n kept whose "
+        "prefix-scored success is balanced around rho (random until the proxy head's AUC is trusted). On the hf "
+        "engine the pool is pruned after prefix_tokens tokens and only the survivors are finished (mid-generation); "
+        "other engines prune post hoc. Keeps the training budget.", "none")
     prune_kwargs: dict[str, Any] = doc(
-        "arrol options: pool_factor (2.0), prefix_tokens (16: the proxy head is exp(mean log-prob of the first k "
-        "tokens)), trust_head (auto | always | never), rho (0.5), min_auc (0.6), min_history (32), history, "
-        "degenerate_margin, max_subsets.", default_factory=dict)
+        "arrol options: mode (auto | midgen | posthoc), pool_factor (2.0), prefix_tokens (16: the proxy head is "
+        "exp(mean log-prob of the first k tokens)), trust_head (auto | always | never), rho (0.5), min_auc (0.6), "
+        "min_history (32), history, degenerate_margin, max_subsets.", default_factory=dict)
+    tree_branches: list[int] | None = doc(
+        "Tree rollouts (veripo/rollout/tree.py; hf engine): children per node at each level, e.g. [2, 2, 2] = 8 "
+        "leaves per prompt whose shared prefixes are decoded once; the product must equal group_size. Pair with "
+        "algo.advantage_estimator=branch for per-segment, per-depth advantages (each shared segment trained "
+        "once). null = independent rollouts.", None)
+    tree_segment_tokens: int = doc("Tree rollouts: tokens of each segment before a split (the last level runs to "
+                                   "max_new_tokens).", 32)
 
     @property
     def max_group(self) -> int:

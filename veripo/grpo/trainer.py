@@ -41,9 +41,12 @@ from veripo.grpo.config import GRPOConfig
 from veripo.io_utils import atomic_write_json
 from veripo.records import RolloutRecord
 from veripo.rewards import compute_rewards
-from veripo.rollout.control import build_controller, build_pruner
+from veripo.rollout.control import build_controller
+from veripo.rollout.partial import generate_groups, require_partial
+from veripo.rollout.prune import build_pruner
 from veripo.rollout.sampler import PromptSampler
 from veripo.rollout.store import RolloutStore
+from veripo.rollout.tree import TreeShape, grow_trees, tree_layout
 from veripo.rollout.types import Completion, SamplingParams
 from veripo.sequences import build_sequences, completion_logps
 from veripo.train.checkpoint import (checkpoint_dir, latest_checkpoint, load_policy_weights, load_trainer_state,
@@ -61,7 +64,8 @@ def make_engine(cfg: GRPOConfig, model, processor):
     if cfg.rollout.engine == "hf":
         from veripo.rollout.hf_engine import HFEngine
 
-        return HFEngine(model, processor, cfg.video, batch_size=cfg.rollout.batch_size)
+        return HFEngine(model, processor, cfg.video, batch_size=cfg.rollout.batch_size,
+                        max_sequences=cfg.rollout.batch_size * cfg.rollout.group_size)
     if cfg.rollout.engine == "vllm":
         from veripo.rollout.vllm_engine import VLLMEngine  # GPU extra; imported only when asked for
 
@@ -122,6 +126,29 @@ def check_world(cfg: GRPOConfig, world_size: int) -> None:
                          "pruner's proxy head learns per process): use dist.backend=none or rollout.prune=none")
 
 
+def tree_shape(cfg: GRPOConfig) -> TreeShape | None:
+    """The configured tree of rollouts (None = independent rollouts), checked against the rest of the config."""
+    ro = cfg.rollout
+    if not ro.tree_branches:
+        return None
+    shape = TreeShape(tuple(int(b) for b in ro.tree_branches), int(ro.tree_segment_tokens))
+    shape.check(ro.max_new_tokens, ro.group_size)
+    for key, value in (("rollout.controller", ro.controller), ("rollout.prune", ro.prune)):
+        if value != "none":
+            raise ValueError(f"rollout.tree_branches with {key}={value} is not supported: a tree fixes its own "
+                             "number of leaves; use one or the other")
+    return shape
+
+
+def row_advantages(advantages: torch.Tensor, train_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One advantage per rollout for the store: token-level advantages [N, T] averaged over the tokens the row
+    trains (all of them without ``train_mask``)."""
+    if advantages.dim() == 1:
+        return advantages
+    mask = torch.ones_like(advantages) if train_mask is None else train_mask.to(advantages.dtype)
+    return (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
 class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, model=None, processor=None):
         self.cfg = cfg
@@ -146,6 +173,11 @@ class GRPOTrainer:
                                            cfg.run.seed, ro.controller_kwargs)
         self.pruner = build_pruner(ro.prune, cfg.run.seed, ro.prune_kwargs)
         self.engine = make_engine(cfg, self.model, self.processor)
+        self.tree = tree_shape(cfg)
+        if self.tree is not None:
+            require_partial(self.engine, "rollout.tree_branches")
+        if self.pruner is not None:
+            self.pruner.resolve_mode(self.engine)
         self.params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                      top_k=cfg.rollout.top_k, max_new_tokens=cfg.rollout.max_new_tokens,
                                      stop_at_answer=cfg.rollout.stop_at_answer)
@@ -276,20 +308,15 @@ class GRPOTrainer:
     # ---------------------------------------------------------------------------------------- step
     def _generate(self, step: int, samples: list[Sample], sizes: list[int], call: int,
                   pruned_out: list[list[Completion]]) -> list[list[Completion]]:
-        """``sizes[i]`` rollouts for ``samples[i]`` (one engine call per distinct size, prompt order kept). With
-        ARRoL pruning, a pool of ``pool_size(n)`` is generated and ``n`` survivors kept; the pruned go to
-        ``pruned_out`` (for metrics only)."""
-        pools = [self.pruner.pool_size(n) for n in sizes] if self.pruner is not None else list(sizes)
-        groups: list[list[Completion]] = [[] for _ in samples]
-        for n in sorted({n for n in pools if n > 0}):
-            idx = [i for i, m in enumerate(pools) if m == n]
-            for i, comps in zip(idx, self.engine.generate([samples[i] for i in idx], n=n, params=self.params)):
-                groups[i] = list(comps)
-        if self.pruner is None:
-            return groups
-        kept, pruned = self.pruner.prune(step, groups, sizes, call)
-        pruned_out.extend(pruned)
-        return kept
+        """``sizes[i]`` rollouts for ``samples[i]``: a tree of ``group_size`` leaves each with tree rollouts; with
+        ARRoL pruning, ``sizes[i]`` survivors of a larger pool (the pruned go to ``pruned_out``, for metrics)."""
+        if self.tree is not None:
+            return grow_trees(self.engine, samples, self.tree, self.params)
+        if self.pruner is not None:
+            kept, pruned = self.pruner.generate(self.engine, step, samples, sizes, self.params, call)
+            pruned_out.extend(pruned)
+            return kept
+        return generate_groups(self.engine, samples, sizes, self.params)
 
     def _usable(self, samples: list[Sample]) -> list[Sample]:
         """The prompts whose video can be read; the others are set aside (named, counted)."""
@@ -321,7 +348,7 @@ class GRPOTrainer:
             pruned.clear()
             groups = self._generate(step, samples, self.controller.allocate(step, samples), 0, pruned)
         extra = self.controller.budget(samples) - sum(len(g) for g in groups)
-        if extra > 0:  # a second phase (XRPO): the rest of the budget where the first phase says it helps most
+        if extra > 0 and self.tree is None:  # a second phase (XRPO): the rest of the budget where the first phase says it helps most
             first = compute_rewards([c.text for g in groups for c in g],
                                     [s for s, g in zip(samples, groups) for _ in g], self.cfg.reward)["total"]
             rewards, at = [], 0
@@ -373,7 +400,15 @@ class GRPOTrainer:
             est_kwargs["seq_logps"] = torch.tensor([sum(c.logps) / max(1, len(c.logps)) for c in flat])
         if _accepts(self.estimator, "correct") and "accuracy" in scores:
             est_kwargs["correct"] = torch.tensor(scores["accuracy"]) >= 1.0
-        result = self.estimator(reward_tensor, group_ids, **est_kwargs)
+        layout = None
+        if _accepts(self.estimator, "parent_ids") and "parent_ids" not in est_kwargs:  # branch: nodes of the trees
+            layout = tree_layout(groups, max(1, max(len(c.token_ids) for c in flat)))
+            if est_kwargs.pop("prob_weighted", False):
+                est_kwargs["edge_logps"] = layout.edge_logps
+            est_kwargs.update(parent_ids=layout.parent_ids, token_node_ids=layout.token_node_ids)
+            result = self.estimator(layout.node_rewards(reward_tensor), layout.group_ids, **est_kwargs)
+        else:
+            result = self.estimator(reward_tensor, group_ids, **est_kwargs)
         keep = result.keep_mask.clone()
         totals = torch.tensor(scores["total"])
         if cfg.algo.dynamic_sampling:
@@ -386,8 +421,9 @@ class GRPOTrainer:
             per_rollout = torch.tensor(weights, dtype=advantages.dtype)[group_ids]
             advantages = advantages * per_rollout.view(-1, *([1] * (advantages.dim() - 1)))
         t_score = time.perf_counter() - t0 - t_gen
-        self._store_records(step, self._records(step, samples, groups, scores, advantages, keep, t_gen)
-                            if not replayed else [], replayed)
+        train_mask = layout.train_mask if layout is not None else None
+        self._store_records(step, self._records(step, samples, groups, scores, row_advantages(advantages, train_mask),
+                                                keep, t_gen) if not replayed else [], replayed)
         correct_flat = (torch.tensor(scores.get("accuracy", scores["total"])) >= 1.0).tolist()
         control_metrics = self.controller.observe(
             samples, [scores["total"][offsets[g]:offsets[g + 1]] for g in range(len(samples))],
@@ -398,7 +434,7 @@ class GRPOTrainer:
         t1 = time.perf_counter()
         update_metrics = {}
         if self._update_anywhere(bool(keep.any())):
-            update_metrics = self._update(samples, flat, advantages, keep, group_ids, scores)
+            update_metrics = self._update(samples, flat, advantages, keep, group_ids, scores, train_mask)
             if hasattr(self.engine, "sync_weights"):  # a colocated vLLM engine samples the next step from these
                 self.engine.sync_weights(self.model)
         t_update = time.perf_counter() - t1
@@ -417,6 +453,12 @@ class GRPOTrainer:
             **{f"adv/{k}": float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
             **update_metrics,
         })
+        if self.tree is not None:
+            owned = train_mask if train_mask is not None else tree_layout(groups, max(lengths)).train_mask
+            decoded = int(owned.sum())
+            metrics.update({"tree/leaves": float(len(flat)), "tree/decoded_tokens": float(decoded),
+                            "tree/leaf_tokens": float(sum(lengths)),
+                            "tree/decode_saving": 1.0 - decoded / max(1, sum(lengths))})
         if cfg.rollout.controller != "none" or self.pruner is not None:
             metrics.update({"rollouts/total": float(len(flat)), "rollouts/group_size_min": float(min(sizes)),
                             "rollouts/group_size_max": float(max(sizes)), **control_metrics})
@@ -479,17 +521,19 @@ class GRPOTrainer:
     def _prune_metrics(self, kept: list[Completion], pruned: list[list[Completion]],
                        samples: list[Sample]) -> dict[str, float]:
         """What pruning did this step (fresh steps only: the pruned rollouts are not stored). ``pruned`` holds
-        one list per prompt per generation phase, in prompt order."""
+        one list per prompt per generation phase, in prompt order; mid-generation, they are unfinished heads."""
         if not pruned:
             return {}
         gone = [c for g in pruned for c in g]
         out = {"prune/pool_rollouts": float(len(kept) + len(gone)), "prune/pruned_rollouts": float(len(gone)),
-               "prune/kept_p_hat": sum(self.pruner.p_hat(kept)) / len(kept)}
+               "prune/kept_p_hat": sum(self.pruner.p_hat(kept)) / len(kept),
+               "prune/pruned_tokens": float(sum(len(c.token_ids) for c in gone))}
         if gone:
-            gone_samples = [samples[i % len(samples)] for i, g in enumerate(pruned) for _ in g]
-            acc = compute_rewards([c.text for c in gone], gone_samples, self.cfg.reward)
             out["prune/pruned_p_hat"] = sum(self.pruner.p_hat(gone)) / len(gone)
-            out["prune/pruned_reward"] = sum(acc["total"]) / len(gone)
+            if self.pruner.mode == "posthoc":  # finished rollouts: what the pruned ones would have earned
+                gone_samples = [samples[i % len(samples)] for i, g in enumerate(pruned) for _ in g]
+                out["prune/pruned_reward"] = sum(compute_rewards([c.text for c in gone], gone_samples,
+                                                                 self.cfg.reward)["total"]) / len(gone)
         return out
 
     def _from_records(self, records: list[RolloutRecord]) -> tuple[list[Sample], list[list[Completion]]]:
@@ -501,7 +545,8 @@ class GRPOTrainer:
         for recs in by_group.values():
             recs.sort(key=_rollout_index)
             samples.append(Sample.from_dict(recs[0].sample))
-            groups.append([Completion(r.response, r.token_ids, r.logps, r.finish_reason) for r in recs])
+            groups.append([Completion(r.response, r.token_ids, r.logps, r.finish_reason, tree=r.extra.get("tree"))
+                           for r in recs])
         return samples, groups
 
     def _records(self, step, samples, groups, scores, advantages, keep, t_gen) -> list[RolloutRecord]:
@@ -512,14 +557,15 @@ class GRPOTrainer:
         for sample, comps in zip(samples, groups):
             prompt = self.engine.prompt_text(sample) if hasattr(self.engine, "prompt_text") else None
             for j, c in enumerate(comps):
-                adv = advantages[i]
                 extra = {"p_hat": self.pruner.p_hat([c])[0]} if self.pruner is not None else {}
+                if c.tree:
+                    extra["tree"] = c.tree
                 out.append(RolloutRecord(
                     rollout_id=f"{step:06d}-{sample.problem_id}-{j:02d}", step=step,
                     group_id=f"{step:06d}-{sample.problem_id}", sample=sample.to_dict(),
                     prompt=prompt or question_text(sample), response=c.text, token_ids=c.token_ids, logps=c.logps,
                     rewards={k: v[i] for k, v in scores.items()},
-                    advantage=float(adv.mean()) if bool(keep[i]) else None, kept=bool(keep[i]),
+                    advantage=float(advantages[i]) if bool(keep[i]) else None, kept=bool(keep[i]),
                     finish_reason=c.finish_reason, timings={"generate_s": t_gen / max(1, len(samples))},
                     extra=extra))
                 i += 1
@@ -530,12 +576,15 @@ class GRPOTrainer:
             return self.model.disable_adapter()
         return nullcontext()
 
-    def _update(self, samples, flat, advantages, keep, group_ids, scores) -> dict[str, float]:
+    def _update(self, samples, flat, advantages, keep, group_ids, scores, train_mask=None) -> dict[str, float]:
+        """``train_mask`` [N, C] (tree rollouts with ``branch``): the completion tokens each row trains."""
         cfg = self.cfg
         prompts = self.engine.prompt_batch(samples)
         index = group_ids.tolist()
         batch = build_sequences(prompts, index, [c.token_ids or [self.tokenizer.pad_token_id] for c in flat],
                                 self.tokenizer.pad_token_id)
+        if train_mask is not None:
+            batch.completion_mask = batch.completion_mask * train_mask
         device = model_device(self.model)
         batch.model_inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.model_inputs.items()}
         batch.completion_ids, batch.completion_mask = batch.completion_ids.to(device), batch.completion_mask.to(device)

@@ -31,46 +31,33 @@ Controllers (``rollout.controller``):
   Student-t half-width of the prompt's mean reward shrinks most (``XRPOAllocator``), capped at
   ``max_group_size`` per prompt (overflow moves to the next-highest priority).
 
-Pruning (``rollout.prune: arrol``; ARRoL, Xu et al. 2026, arXiv 2603.24840) is POST-HOC here: the HF engine
-cannot abort sequences mid-``generate``, so ``pool_factor x n`` rollouts are generated to completion, each is
-scored by a prefix "quality head" and ``n`` survivors are kept with ``ARRoLPruner.select`` (balanced predicted
-success around ``rho``; random while the head is not trusted). The training budget (rollouts stored and trained
-on) is unchanged; generation compute is NOT saved (it grows by ``pool_factor``): this reproduces ARRoL's
-selection effect, not its speed-up. The head is a proxy, no learned parameters:
-
-    p_hat(y) = exp( mean_{t < k} log pi_old(y_t | ...) )   (geometric-mean probability of the first k tokens)
-
-It is calibrated online as ARRoL's is: the survivors' (p_hat, verified outcome) pairs feed the pruner's running
-AUC, and the head is trusted once that AUC reaches ``min_auc`` over ``min_history`` outcomes.
+Pruning (``rollout.prune: arrol``) lives in :mod:`veripo.rollout.prune`.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from veripo.algos.controllers import (ARRoLPruner, DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator,
+from veripo.algos.controllers import (DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator,
                                       bin_mean_losses)
-from veripo.rollout.types import Completion
 
 CONTROLLERS = ("none", "gdro", "xrpo")
-PRUNERS = ("none", "arrol")
 
 
 def _pid(sample: Any) -> str:
     return str(sample.get("problem_id") if isinstance(sample, dict) else sample.problem_id)
 
 
-def _take(kwargs: dict[str, Any], allowed: Sequence[str], what: str) -> dict[str, Any]:
+def take_options(kwargs: dict[str, Any], allowed: Sequence[str], what: str) -> dict[str, Any]:
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(f"{what}: unknown option(s) {', '.join(unknown)} (valid: {', '.join(sorted(allowed))})")
     return dict(kwargs)
 
 
-def _step_rng(seed: int, step: int, salt: int) -> np.random.Generator:
+def step_rng(seed: int, step: int, salt: int) -> np.random.Generator:
     return np.random.default_rng([seed, step, salt])
 
 
@@ -128,7 +115,7 @@ class GDROController(Controller):
 
     def __init__(self, rows, group_size, min_group_size, max_group_size, seed=0, **kwargs: Any) -> None:
         super().__init__(rows, group_size, min_group_size, max_group_size, seed)
-        kw = _take(kwargs, self.TRACKER + self.PROMPT + self.FLAGS, "rollout.controller_kwargs (gdro)")
+        kw = take_options(kwargs, self.TRACKER + self.PROMPT + self.FLAGS, "rollout.controller_kwargs (gdro)")
         self.sample_prompts = bool(kw.pop("sample_prompts", True))
         self.allocate_rollouts = bool(kw.pop("allocate_rollouts", True))
         self.reweight_advantages = bool(kw.pop("reweight_advantages", False))
@@ -157,7 +144,7 @@ class GDROController(Controller):
     def select_prompts(self, step, candidates):
         if not self.sample_prompts or len(candidates) > len(self.rows):
             return list(candidates)
-        rng = _step_rng(self.seed, step, 1)
+        rng = step_rng(self.seed, step, 1)
         bins = self.bins(self.rows).tolist()
         members: dict[int, list[int]] = {}
         for i, b in enumerate(bins):
@@ -230,7 +217,7 @@ class XRPOController(Controller):
         if min_group_size < 2:
             raise ValueError("rollout.controller=xrpo needs rollout.min_group_size >= 2 (the Student-t half-width "
                              "needs two rewards)")
-        self.allocator = XRPOAllocator(**_take(kwargs, ("alpha", "bonus_lambda"), "rollout.controller_kwargs (xrpo)"))
+        self.allocator = XRPOAllocator(**take_options(kwargs, ("alpha", "bonus_lambda"), "rollout.controller_kwargs (xrpo)"))
         self.last: dict[str, float] = {}
 
     def allocate(self, step, prompts):
@@ -261,76 +248,3 @@ def build_controller(name: str, rows: Sequence[Any], group_size: int, min_group_
             raise ValueError(f"rollout.controller_kwargs {sorted(kwargs)} given but rollout.controller is none")
         return Controller(rows, group_size, min_group_size, max_group_size, seed)
     return classes[name](rows, group_size, min_group_size, max_group_size, seed, **(kwargs or {}))
-
-
-# ----------------------------------------------------------------------------------------------- ARRoL
-
-def prefix_quality(completion: Completion, prefix_tokens: int) -> float:
-    """The proxy head: geometric-mean sampling probability of the first ``prefix_tokens`` tokens (0.5 if empty)."""
-    head = completion.logps[:prefix_tokens]
-    return math.exp(sum(head) / len(head)) if head else 0.5
-
-
-class PrefixPruner:
-    """Post-hoc ARRoL: generate ``ceil(pool_factor n)``, keep ``n`` per prompt (see the module doc).
-
-    Options (``rollout.prune_kwargs``): pool_factor (2.0), prefix_tokens (16), trust_head (auto | always | never:
-    auto = the pruner's AUC rule), and ARRoLPruner's rho, min_auc, min_history, history, degenerate_margin,
-    max_subsets.
-    """
-
-    PRUNER = ("rho", "min_auc", "min_history", "history", "degenerate_margin", "max_subsets")
-
-    def __init__(self, seed: int = 0, **kwargs: Any) -> None:
-        kw = _take(kwargs, self.PRUNER + ("pool_factor", "prefix_tokens", "trust_head"), "rollout.prune_kwargs")
-        self.pool_factor = float(kw.pop("pool_factor", 2.0))
-        self.prefix_tokens = int(kw.pop("prefix_tokens", 16))
-        trust = str(kw.pop("trust_head", "auto"))
-        if self.pool_factor < 1 or self.prefix_tokens < 1 or trust not in ("auto", "always", "never"):
-            raise ValueError("rollout.prune_kwargs: need pool_factor >= 1, prefix_tokens >= 1, "
-                             f"trust_head in auto|always|never (got {self.pool_factor}, {self.prefix_tokens}, {trust})")
-        self.use_head = {"auto": None, "always": True, "never": False}[trust]
-        self.seed = seed
-        self.pruner = ARRoLPruner(seed=seed, **kw)
-
-    def pool_size(self, n: int) -> int:
-        return max(n, math.ceil(self.pool_factor * n))
-
-    def p_hat(self, completions: Sequence[Completion]) -> list[float]:
-        return [prefix_quality(c, self.prefix_tokens) for c in completions]
-
-    def prune(self, step: int, pools: Sequence[Sequence[Completion]], sizes: Sequence[int], call: int = 0
-              ) -> tuple[list[list[Completion]], list[list[Completion]]]:
-        """(kept, pruned) per prompt; ``len(kept[i]) == min(sizes[i], len(pools[i]))``, pool order kept."""
-        self.pruner._rng.manual_seed(int(_step_rng(self.seed, step, 100 + call).integers(2 ** 62)))
-        kept, pruned = [], []
-        for pool, n in zip(pools, sizes):
-            mask = self.pruner.select(torch.tensor(self.p_hat(pool)), n, use_head=self.use_head).tolist()
-            kept.append([c for c, m in zip(pool, mask) if m])
-            pruned.append([c for c, m in zip(pool, mask) if not m])
-        return kept, pruned
-
-    def observe(self, completions: Sequence[Completion], correct: Sequence[bool]) -> dict[str, float]:
-        """Calibrate the head on finished survivors (as ARRoL trains its head on completed rollouts)."""
-        self.pruner.record(self.p_hat(completions), [int(bool(c)) for c in correct])
-        auc = self.pruner.auc
-        trusted = self.pruner.head_trusted if self.use_head is None else self.use_head
-        return {"prune/head_trusted": float(trusted), **({"prune/head_auc": auc} if auc is not None else {})}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"name": "arrol", "pruner": self.pruner.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("name") != "arrol":
-            raise ValueError(f"checkpoint holds pruner state {state.get('name')!r}, the config asks for arrol")
-        self.pruner.load_state_dict(state["pruner"])
-
-
-def build_pruner(name: str, seed: int = 0, kwargs: dict[str, Any] | None = None) -> PrefixPruner | None:
-    if name == "none":
-        if kwargs:
-            raise ValueError(f"rollout.prune_kwargs {sorted(kwargs)} given but rollout.prune is none")
-        return None
-    if name == "arrol":
-        return PrefixPruner(seed, **(kwargs or {}))
-    raise ValueError(f"rollout.prune must be one of {', '.join(PRUNERS)}, got {name!r}")

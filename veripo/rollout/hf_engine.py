@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from veripo.rollout.prompt_batch import PromptBatch, build_prompt_batch
+from veripo.sequences import extend_prompts, select_prompts
 from veripo.rollout.types import Completion, SamplingParams
 from veripo.video.cache import FrameCache
 from veripo.video.sampling import VideoSampling
@@ -44,18 +45,21 @@ def suppressed_token_ids(tokenizer) -> list[int]:
 
 
 class HFEngine:
-    """``generate(samples, n, ...) -> list[list[Completion]]`` (one inner list of ``n`` per sample)."""
+    """``generate(samples, n, ...) -> list[list[Completion]]`` (one inner list of ``n`` per sample), ``batch_size``
+    prompts per ``generate`` call; ``continue_from`` puts up to ``max_sequences`` sequences in one call."""
 
     name = "hf"
 
     def __init__(self, model, processor, video_sampling: VideoSampling | None = None,
-                 frame_cache: FrameCache | None = None, batch_size: int = 8, reasoning: bool = True):
+                 frame_cache: FrameCache | None = None, batch_size: int = 8, reasoning: bool = True,
+                 max_sequences: int = 64):
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.video_sampling = video_sampling
         self.frame_cache = frame_cache or FrameCache()
         self.batch_size = batch_size
+        self.max_sequences = max(1, max_sequences)  # sequences per continue_from call (rows x n)
         self.reasoning = reasoning
         self.last_timings: dict[str, float] = {}
 
@@ -82,6 +86,32 @@ class HFEngine:
 
     @torch.no_grad()
     def generate_from_batch(self, batch: PromptBatch, n: int, params: SamplingParams) -> list[list[Completion]]:
+        flat = self._sample(batch.inputs, n, params)
+        return [flat[i * n: (i + 1) * n] for i in range(len(batch))]
+
+    @torch.no_grad()
+    def continue_from(self, batch: PromptBatch, prompt_index: Sequence[int], prefixes: Sequence[Sequence[int]],
+                      n: int, params: SamplingParams) -> list[list[Completion]]:
+        """``n`` continuations of each partial rollout: row ``r`` is prompt ``prompt_index[r]`` of ``batch``
+        followed by the tokens ``prefixes[r]`` already sampled; ``params.max_new_tokens`` bounds the NEW tokens.
+
+        The prefix is re-read in one parallel forward (prefill), never decoded again; the continuation is an
+        exact sample of the same policy given the prefix (autoregressive sampling factorises), so
+        ``prefix + continuation`` is distributed as a rollout sampled in one go. Tree rollouts and ARRoL's
+        mid-generation pruning are built on this. Returns one list of ``n`` per row (only the new tokens).
+        """
+        out: list[list[Completion]] = []
+        per_call = max(1, self.max_sequences // max(1, n))
+        for start in range(0, len(prefixes), per_call):
+            rows = range(start, min(len(prefixes), start + per_call))
+            inputs = extend_prompts(select_prompts(batch, [prompt_index[r] for r in rows]),
+                                    [prefixes[r] for r in rows], self.tokenizer.pad_token_id)
+            flat = self._sample(inputs, n, params)
+            out.extend(flat[i * n: (i + 1) * n] for i in range(len(rows)))
+        return out
+
+    def _sample(self, inputs: Any, n: int, params: SamplingParams) -> list[Completion]:
+        """``n`` samples of each row of the left-padded ``inputs`` (rows * n completions, row-major)."""
         tok = self.tokenizer
         stops = stop_token_ids(tok, params.stop_at_answer)
         greedy = params.temperature <= 0
@@ -97,10 +127,10 @@ class HFEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            result = self.model.generate(**batch.inputs, **gen_kwargs)
+            result = self.model.generate(**inputs, **gen_kwargs)
         finally:
             self.model.train(was_training)
-        prompt_len = batch.inputs["input_ids"].shape[1]
+        prompt_len = inputs["input_ids"].shape[1]
         seqs = result.sequences[:, prompt_len:]
         # scores: tuple over steps of [N, V] processed logits (temperature/top-k/top-p applied)
         if result.scores:
@@ -124,4 +154,4 @@ class HFEngine:
             completions.append(Completion(text=text.strip(), token_ids=ids,
                                           logps=[float(x) for x in logps[row, : len(ids)].tolist()],
                                           finish_reason=finish))
-        return [completions[i * n: (i + 1) * n] for i in range(len(batch))]
+        return completions

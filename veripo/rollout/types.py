@@ -24,9 +24,12 @@ class SamplingParams:
 @dataclasses.dataclass
 class Completion:
     """One sampled response: decoded text (think/answer tags kept), its token ids, the per-token
-    log-probs under the sampling distribution, and why it ended ("stop" or "length")."""
+    log-probs under the sampling distribution, and why it ended ("stop" or "length"). A leaf of a tree rollout
+    (veripo/rollout/tree.py) also carries ``tree = {"path": [node ids, root excluded], "cuts": [token offset
+    where each node's segment ends]}``."""
 
     text: str
     token_ids: list[int]
     logps: list[float]
     finish_reason: str
+    tree: dict | None = None

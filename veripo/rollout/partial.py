@@ -1,0 +1,63 @@
+"""Partial rollouts: sample a bounded head, then continue chosen heads later (tree rollouts, ARRoL pruning).
+
+An engine that can continue a partial rollout has ``continue_from(batch, prompt_index, prefixes, n, params)``
+(the HF engine; see :meth:`veripo.rollout.hf_engine.HFEngine.continue_from`). Because autoregressive sampling
+factorises, ``head + continuation`` is distributed exactly as a rollout sampled in one go, and its log-probs
+are the concatenation of the two parts'.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from veripo.rollout.types import Completion, SamplingParams
+
+
+def supports_partial(engine: Any) -> bool:
+    """Whether ``engine`` can continue partial rollouts (tree rollouts and mid-generation pruning need it)."""
+    return callable(getattr(engine, "continue_from", None))
+
+
+def require_partial(engine: Any, what: str) -> None:
+    if not supports_partial(engine):
+        raise ValueError(f"{what} needs a rollout engine that continues partial rollouts (rollout.engine=hf); "
+                         f"the {getattr(engine, 'name', type(engine).__name__)} engine does not")
+
+
+def with_budget(params: SamplingParams, max_new_tokens: int) -> SamplingParams:
+    return dataclasses.replace(params, max_new_tokens=max_new_tokens)
+
+
+def join(tokenizer: Any, head: Completion, tail: Completion, tree: dict | None = None) -> Completion:
+    """``head`` followed by its continuation ``tail``: one completion (text decoded from the joined ids)."""
+    ids = list(head.token_ids) + list(tail.token_ids)
+    return Completion(text=tokenizer.decode(ids, skip_special_tokens=True).strip(), token_ids=ids,
+                      logps=list(head.logps) + list(tail.logps), finish_reason=tail.finish_reason, tree=tree)
+
+
+def is_finished(c: Completion, max_new_tokens: int) -> bool:
+    """A head that stopped (EOS / ``</answer>``) or used the whole budget needs no continuation."""
+    return c.finish_reason == "stop" or len(c.token_ids) >= max_new_tokens
+
+
+def sample_heads(engine: Any, batch: Any, counts: Sequence[int], params: SamplingParams) -> list[list[Completion]]:
+    """``counts[i]`` fresh rollouts of prompt ``i`` of ``batch`` under ``params`` (one engine call per distinct
+    count, prompt order kept)."""
+    out: list[list[Completion]] = [[] for _ in counts]
+    for n in sorted({n for n in counts if n > 0}):
+        idx = [i for i, m in enumerate(counts) if m == n]
+        for i, comps in zip(idx, engine.continue_from(batch, idx, [[] for _ in idx], n, params)):
+            out[i] = list(comps)
+    return out
+
+
+def generate_groups(engine: Any, samples: Sequence[Any], counts: Sequence[int], params: SamplingParams
+                    ) -> list[list[Completion]]:
+    """``counts[i]`` complete rollouts of ``samples[i]`` through ``engine.generate`` (one call per distinct
+    count, prompt order kept; any engine)."""
+    out: list[list[Completion]] = [[] for _ in samples]
+    for n in sorted({n for n in counts if n > 0}):
+        idx = [i for i, m in enumerate(counts) if m == n]
+        for i, comps in zip(idx, engine.generate([samples[i] for i in idx], n=n, params=params)):
+            out[i] = list(comps)
+    return out

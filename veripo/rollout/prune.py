@@ -1,0 +1,138 @@
+"""ARRoL early pruning around the GRPO trainer's generation (Xu et al. 2026, ACL, "Prune as You Generate";
+arXiv 2603.24840; algorithms.md A8, a reconstruction: the paper's code is not public).
+
+For a prompt that should get ``n`` rollouts, a pool of ``N = ceil(pool_factor n)`` is started and ``n`` are kept
+whose predicted success ``p_hat`` is balanced around ``rho`` (``ARRoLPruner.select``; random while the head is not
+trusted). Two modes (``rollout.prune_kwargs.mode``):
+
+* ``midgen`` (the default on an engine that continues partial rollouts, i.e. ``rollout.engine=hf``): ARRoL's
+  "prune as you generate". The pool is sampled for ``prefix_tokens`` tokens only, the head scores those heads,
+  and only the ``n`` survivors are continued to the end; the pruned heads cost ``prefix_tokens`` tokens each.
+  Generation decodes about ``N k + n (T - k)`` tokens instead of ``N T`` for post-hoc selection.
+* ``posthoc``: the whole pool is generated to completion, then ``n`` are kept (any engine, e.g. vLLM). Same
+  selection, no saving: it costs ``pool_factor`` x the generation.
+
+The head is a parameter-free proxy, calibrated online as ARRoL's learned head is (the survivors' verified
+outcomes feed a running AUC; the head is trusted once that AUC reaches ``min_auc`` over ``min_history``):
+
+    p_hat(y) = exp( mean_{t < k} log pi_old(y_t | ...) )   (geometric-mean probability of the first k tokens)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+
+from veripo.algos.controllers import ARRoLPruner
+from veripo.rollout.control import step_rng, take_options
+from veripo.rollout.partial import (generate_groups, is_finished, join, sample_heads, supports_partial,
+                                   with_budget)
+from veripo.rollout.types import Completion, SamplingParams
+
+PRUNERS = ("none", "arrol")
+MODES = ("auto", "midgen", "posthoc")
+
+
+def prefix_quality(completion: Completion, prefix_tokens: int) -> float:
+    """The proxy head: geometric-mean sampling probability of the first ``prefix_tokens`` tokens (0.5 if empty)."""
+    head = completion.logps[:prefix_tokens]
+    return math.exp(sum(head) / len(head)) if head else 0.5
+
+
+class PrefixPruner:
+    """ARRoL pruning of ``pool_factor x n`` rollouts down to ``n`` per prompt (see the module doc).
+
+    Options (``rollout.prune_kwargs``): mode (auto | midgen | posthoc; auto = midgen when the engine can continue
+    partial rollouts), pool_factor (2.0), prefix_tokens (16), trust_head (auto | always | never: auto = the
+    pruner's AUC rule), and ARRoLPruner's rho, min_auc, min_history, history, degenerate_margin, max_subsets.
+    """
+
+    PRUNER = ("rho", "min_auc", "min_history", "history", "degenerate_margin", "max_subsets")
+
+    def __init__(self, seed: int = 0, **kwargs: Any) -> None:
+        kw = take_options(kwargs, self.PRUNER + ("mode", "pool_factor", "prefix_tokens", "trust_head"),
+                          "rollout.prune_kwargs")
+        self.mode = str(kw.pop("mode", "auto"))
+        self.pool_factor = float(kw.pop("pool_factor", 2.0))
+        self.prefix_tokens = int(kw.pop("prefix_tokens", 16))
+        trust = str(kw.pop("trust_head", "auto"))
+        if (self.pool_factor < 1 or self.prefix_tokens < 1 or trust not in ("auto", "always", "never")
+                or self.mode not in MODES):
+            raise ValueError("rollout.prune_kwargs: need pool_factor >= 1, prefix_tokens >= 1, trust_head in "
+                             f"auto|always|never, mode in {'|'.join(MODES)} (got {self.pool_factor}, "
+                             f"{self.prefix_tokens}, {trust}, {self.mode})")
+        self.use_head = {"auto": None, "always": True, "never": False}[trust]
+        self.seed = seed
+        self.pruner = ARRoLPruner(seed=seed, **kw)
+
+    def resolve_mode(self, engine: Any) -> str:
+        """Fix ``auto`` for ``engine``; ``midgen`` on an engine that cannot continue rollouts is an error."""
+        if self.mode == "auto":
+            self.mode = "midgen" if supports_partial(engine) else "posthoc"
+        elif self.mode == "midgen" and not supports_partial(engine):
+            raise ValueError("rollout.prune_kwargs.mode=midgen needs rollout.engine=hf (an engine that continues "
+                             "partial rollouts); use mode=posthoc with this engine")
+        return self.mode
+
+    def pool_size(self, n: int) -> int:
+        return max(n, math.ceil(self.pool_factor * n))
+
+    def p_hat(self, completions: Sequence[Completion]) -> list[float]:
+        return [prefix_quality(c, self.prefix_tokens) for c in completions]
+
+    def prune(self, step: int, pools: Sequence[Sequence[Completion]], sizes: Sequence[int], call: int = 0
+              ) -> tuple[list[list[Completion]], list[list[Completion]]]:
+        """(kept, pruned) per prompt; ``len(kept[i]) == min(sizes[i], len(pools[i]))``, pool order kept."""
+        self.pruner._rng.manual_seed(int(step_rng(self.seed, step, 100 + call).integers(2 ** 62)))
+        kept, pruned = [], []
+        for pool, n in zip(pools, sizes):
+            mask = self.pruner.select(torch.tensor(self.p_hat(pool)), n, use_head=self.use_head).tolist()
+            kept.append([c for c, m in zip(pool, mask) if m])
+            pruned.append([c for c, m in zip(pool, mask) if not m])
+        return kept, pruned
+
+    def generate(self, engine: Any, step: int, samples: Sequence[Any], sizes: Sequence[int], params: SamplingParams,
+                 call: int = 0) -> tuple[list[list[Completion]], list[list[Completion]]]:
+        """(kept, pruned) rollouts per prompt, ``sizes[i]`` kept for prompt ``i``. In ``midgen`` mode the pruned
+        are heads of at most ``prefix_tokens`` tokens and only the kept are finished."""
+        mode = self.resolve_mode(engine)
+        pools = [self.pool_size(n) for n in sizes]
+        if mode == "posthoc":
+            return self.prune(step, generate_groups(engine, samples, pools, params), sizes, call)
+        batch = engine.prompt_batch(samples)
+        k = min(self.prefix_tokens, params.max_new_tokens)
+        heads = sample_heads(engine, batch, pools, with_budget(params, k))
+        kept, pruned = self.prune(step, heads, sizes, call)
+        todo = [(i, j) for i, group in enumerate(kept) for j, c in enumerate(group) if not is_finished(c, params.max_new_tokens)]
+        if todo:
+            tails = engine.continue_from(batch, [i for i, _ in todo], [kept[i][j].token_ids for i, j in todo], 1,
+                                         with_budget(params, params.max_new_tokens - k))
+            for (i, j), (tail,) in zip(todo, tails):
+                kept[i][j] = join(engine.tokenizer, kept[i][j], tail)
+        return kept, pruned
+
+    def observe(self, completions: Sequence[Completion], correct: Sequence[bool]) -> dict[str, float]:
+        """Calibrate the head on finished survivors (as ARRoL trains its head on completed rollouts)."""
+        self.pruner.record(self.p_hat(completions), [int(bool(c)) for c in correct])
+        auc = self.pruner.auc
+        trusted = self.pruner.head_trusted if self.use_head is None else self.use_head
+        return {"prune/head_trusted": float(trusted), **({"prune/head_auc": auc} if auc is not None else {})}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": "arrol", "pruner": self.pruner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("name") != "arrol":
+            raise ValueError(f"checkpoint holds pruner state {state.get('name')!r}, the config asks for arrol")
+        self.pruner.load_state_dict(state["pruner"])
+
+
+def build_pruner(name: str, seed: int = 0, kwargs: dict[str, Any] | None = None) -> PrefixPruner | None:
+    if name == "none":
+        if kwargs:
+            raise ValueError(f"rollout.prune_kwargs {sorted(kwargs)} given but rollout.prune is none")
+        return None
+    if name == "arrol":
+        return PrefixPruner(seed, **(kwargs or {}))
+    raise ValueError(f"rollout.prune must be one of {', '.join(PRUNERS)}, got {name!r}")
