@@ -152,3 +152,22 @@ def test_tree_config_is_checked(warm_policy, synth_task, tmp_path):
         tree_shape(tree_cfg(warm_policy, synth_task, tmp_path, "rollout.controller=xrpo"))
     with pytest.raises(ValueError, match="continues partial rollouts"):
         require_partial(object(), "rollout.tree_branches")
+
+
+def test_reward_rises_with_tree_rollouts_and_branch_advantages(warm_policy, tmp_path):
+    """The learnable all-'A' task of test_grpo_trainer, sampled as trees of 8 leaves with per-segment advantages."""
+    from train_fixtures import all_red_rows
+
+    rows = all_red_rows(tmp_path / "red.jsonl")
+    torch.manual_seed(0)
+    cfg = load_config(GRPOConfig, None, [
+        f"model.path={warm_policy}", "model.freeze_vision=false", f"data.train_file={rows}",
+        f"run.out_dir={tmp_path / 'run'}", "rollout.prompts_per_step=4", "rollout.group_size=8",
+        "rollout.max_new_tokens=40", "rollout.temperature=1.0", "run.tensorboard=false", "optim.lr=3e-4",
+        "optim.micro_batch_size=32", "run.steps=24", "run.save_every=0", "rollout.tree_branches=[2,2,2]",
+        "rollout.tree_segment_tokens=8", "algo.advantage_estimator=branch", *VIDEO])
+    GRPOTrainer(cfg).train()
+    metrics = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    acc = [m["reward/accuracy"] for m in metrics]
+    assert sum(acc[-5:]) / 5 > sum(acc[:5]) / 5 + 0.15, acc
+    assert all(m["tree/decode_saving"] > 0 for m in metrics)
