@@ -62,12 +62,8 @@ def test_world_size_checks_name_the_setting(warm_policy, synth_task, tmp_path):
     check_world(cfg, 1)
     with pytest.raises(ValueError, match="prompts_per_step=3 is not a multiple of the 2 processes"):
         check_world(cfg, 2)
-    cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "run", "rollout.controller=gdro")
-    with pytest.raises(ValueError, match="controller=gdro with 2 processes is not supported yet"):
-        check_world(cfg, 2)
-    cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "run", "rollout.prune=arrol")
-    with pytest.raises(ValueError, match="prune=arrol with 2 processes is not supported yet"):
-        check_world(cfg, 2)
+    check_world(grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "run", "rollout.controller=gdro",
+                         "rollout.prune=arrol"), 2)  # controllers and pruning run on several processes
 
 
 def test_torchrun_two_processes_grpo(warm_policy, synth_task, tmp_path):
@@ -85,6 +81,28 @@ def test_torchrun_two_processes_grpo(warm_policy, synth_task, tmp_path):
     metrics = read_jsonl(out / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [0, 1]  # rank 0 alone writes, once per step
     assert all(torch.isfinite(torch.tensor(m["reward/total"])) for m in metrics)
+
+
+def test_torchrun_two_processes_share_the_controller_and_pruner_state(warm_policy, synth_task, tmp_path):
+    """GDRO + ARRoL (mid-generation) on two processes: every rank observes both ranks' outcomes, so the state rank 0
+    checkpoints after step 0 holds both prompts and all 8 survivors, not only its own half."""
+    from veripo.train.checkpoint import checkpoint_dir, load_trainer_state
+
+    out = tmp_path / "run"
+    _torchrun(["grpo", f"model.path={warm_policy}", "model.freeze_vision=false",
+               f"data.train_file={synth_task / 'train.jsonl'}", f"run.out_dir={out}", "run.steps=2",
+               "run.save_every=1", "rollout.prompts_per_step=2", "rollout.group_size=4",
+               "rollout.max_new_tokens=12", "run.tensorboard=false", "optim.lr=1e-4", "dist.backend=ddp",
+               "rollout.controller=gdro", "rollout.prune=arrol", "rollout.prune_kwargs={prefix_tokens: 4}", *VIDEO], out)
+    rollouts = read_jsonl(out / "rollouts.jsonl")
+    assert len({r["rollout_id"] for r in rollouts}) == len(rollouts) == 2 * 2 * 4  # budget-neutral on each rank
+    step0 = {r["sample"]["problem_id"] for r in rollouts if r["step"] == 0}
+    assert len(step0) == 2
+    state = load_trainer_state(checkpoint_dir(out, 1))["trainer"]
+    assert set(state["controller"]["tracker"]["history"]) == step0
+    assert len(state["pruner"]["pruner"]["labels"]) == 8
+    metrics = read_jsonl(out / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [0, 1] and all(m["prune/pruned_rollouts"] == 4 for m in metrics)
 
 
 def test_torchrun_two_processes_sft(task_kit, synth_task, tmp_path):

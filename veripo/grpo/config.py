@@ -109,5 +109,7 @@ class GRPOConfig:
     run: RunConfig = doc("Run directory, length, checkpoints.", default_factory=RunConfig)
     dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh). Each process samples its "
                            "share of a step's prompts: rollout.prompts_per_step must be a multiple of the number of "
-                           "processes; rollout.controller and rollout.prune need one process for now.",
+                           "processes. Controllers and ARRoL pruning observe every rank's outcomes, so their state is "
+                           "the same on all ranks; a controller chooses the step's prompts once, then each rank "
+                           "samples its share.",
                            default_factory=DistConfig)

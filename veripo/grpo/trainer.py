@@ -16,8 +16,9 @@ One step:
 Checkpoints every ``run.save_every`` steps; ``resume=True`` continues from the newest one.
 
 Several processes (``dist.backend`` ddp | deepspeed, veripo/train/distributed.py): each rank samples its share
-``prompts[rank::W]`` of the step's prompts with the plain model, the ranks' rollout records are gathered and rank 0
-alone appends them; the update runs the same number of micro-batches on every rank (zero-weighted repeats fill
+``prompts[rank::W]`` of the step's prompts (the controller's choice, the same on every rank) with the plain model;
+the ranks' rollout records are gathered and rank 0 alone appends them; controllers and the pruner observe every
+rank's outcomes, so their state is identical on all ranks; the update runs the same number of micro-batches on every rank (zero-weighted repeats fill
 the gap) through the wrapped model, with the dapo normaliser ``N = sum_r tokens_r / W`` per rank so that the
 averaged gradient equals the one-process gradient; metrics are averaged over ranks and rank 0 writes them.
 """
@@ -117,13 +118,6 @@ def check_world(cfg: GRPOConfig, world_size: int) -> None:
     if cfg.rollout.prompts_per_step % world_size:
         raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} is not a multiple of the "
                          f"{world_size} processes: every process samples the same number of prompts")
-    if cfg.rollout.controller != "none":
-        raise ValueError(f"rollout.controller={cfg.rollout.controller} with {world_size} processes is not supported "
-                         "yet (the controller's prompt choice and state are per process): use dist.backend=none "
-                         "or rollout.controller=none")
-    if cfg.rollout.prune != "none":
-        raise ValueError(f"rollout.prune={cfg.rollout.prune} with {world_size} processes is not supported yet (the "
-                         "pruner's proxy head learns per process): use dist.backend=none or rollout.prune=none")
 
 
 def tree_shape(cfg: GRPOConfig) -> TreeShape | None:
@@ -154,8 +148,10 @@ class GRPOTrainer:
         self.cfg = cfg
         self.run_dir = Path(cfg.run.out_dir)
         torch.manual_seed(cfg.run.seed)
+        rank = 0
         if cfg.dist.backend != "none":  # one process per GPU: each loads the policy onto its own device
             info = init_distributed(cfg.dist.timeout_minutes)
+            rank = info.rank
             check_world(cfg, info.world_size)
             if cfg.model.device == "auto" and info.device.type == "cuda":
                 cfg.model.device = str(info.device)
@@ -171,7 +167,7 @@ class GRPOTrainer:
         ro = cfg.rollout
         self.controller = build_controller(ro.controller, self.rows, ro.group_size, ro.min_group_size, ro.max_group,
                                            cfg.run.seed, ro.controller_kwargs)
-        self.pruner = build_pruner(ro.prune, cfg.run.seed, ro.prune_kwargs)
+        self.pruner = build_pruner(ro.prune, cfg.run.seed, ro.prune_kwargs, rank)
         self.engine = make_engine(cfg, self.model, self.processor)
         self.tree = tree_shape(cfg)
         if self.tree is not None:
@@ -369,15 +365,17 @@ class GRPOTrainer:
             if te.world_size > 1:  # this rank's share, in the order the sampler gave the prompts
                 samples, groups = self._replay_share(step, samples, groups)
         else:
-            batch = self.sampler.batch(step)
+            # the controller's choice is the same on every rank (its state is kept identical): then each rank
+            # samples its share
+            prompts = self.controller.select_prompts(step, self.sampler.batch(step))
             if te.world_size > 1:
-                batch = shard(batch, te.rank, te.world_size)
-            prompts = self.controller.select_prompts(step, batch)
+                prompts = shard(prompts, te.rank, te.world_size)
             samples, groups = self._sample(step, prompts, pruned)
         t_gen = time.perf_counter() - t0
         if not samples:
             if te.world_size > 1:  # take part in the step's collectives with nothing of its own
                 self._store_records(step, [], replayed)
+                self._observe([], [], [], [], [])
                 if self._update_anywhere(False):
                     self._idle_update()
             return {"reward/total": 0.0, "skipped_all": 1.0}
@@ -425,11 +423,11 @@ class GRPOTrainer:
         self._store_records(step, self._records(step, samples, groups, scores, row_advantages(advantages, train_mask),
                                                 keep, t_gen) if not replayed else [], replayed)
         correct_flat = (torch.tensor(scores.get("accuracy", scores["total"])) >= 1.0).tolist()
-        control_metrics = self.controller.observe(
+        control_metrics = self._observe(
             samples, [scores["total"][offsets[g]:offsets[g + 1]] for g in range(len(samples))],
-            [correct_flat[offsets[g]:offsets[g + 1]] for g in range(len(samples))])
+            [correct_flat[offsets[g]:offsets[g + 1]] for g in range(len(samples))],
+            self.pruner.p_hat(flat) if self.pruner is not None else [], correct_flat)
         if self.pruner is not None:
-            control_metrics.update(self.pruner.observe(flat, correct_flat))
             control_metrics.update(self._prune_metrics(flat, pruned, samples))
         t1 = time.perf_counter()
         update_metrics = {}
@@ -462,6 +460,22 @@ class GRPOTrainer:
         if cfg.rollout.controller != "none" or self.pruner is not None:
             metrics.update({"rollouts/total": float(len(flat)), "rollouts/group_size_min": float(min(sizes)),
                             "rollouts/group_size_max": float(max(sizes)), **control_metrics})
+        return metrics
+
+    def _observe(self, samples: list[Sample], rewards: list[list[float]], correct: list[list[bool]],
+                 p_hats: list[float], correct_flat: list[bool]) -> dict[str, float]:
+        """The controller and the pruner learn from the step's outcomes. With several processes every rank
+        observes every rank's outcomes (gathered, in rank order), so their states stay identical on all ranks
+        and the checkpoint rank 0 writes holds what each of them knows."""
+        if self.cfg.rollout.controller == "none" and self.pruner is None:
+            return {}
+        if self.train_engine.world_size > 1:
+            parts = all_gather_objects((samples, rewards, correct, p_hats, correct_flat))
+            samples, rewards, correct, p_hats, correct_flat = ([x for part in parts for x in part[i]]
+                                                               for i in range(5))
+        metrics = self.controller.observe(samples, rewards, correct)
+        if self.pruner is not None:
+            metrics.update(self.pruner.observe(p_hats, correct_flat))
         return metrics
 
     def _lr(self) -> float:

@@ -50,7 +50,7 @@ class PrefixPruner:
 
     PRUNER = ("rho", "min_auc", "min_history", "history", "degenerate_margin", "max_subsets")
 
-    def __init__(self, seed: int = 0, **kwargs: Any) -> None:
+    def __init__(self, seed: int = 0, rank: int = 0, **kwargs: Any) -> None:
         kw = take_options(kwargs, self.PRUNER + ("mode", "pool_factor", "prefix_tokens", "trust_head"),
                           "rollout.prune_kwargs")
         self.mode = str(kw.pop("mode", "auto"))
@@ -63,7 +63,7 @@ class PrefixPruner:
                              f"auto|always|never, mode in {'|'.join(MODES)} (got {self.pool_factor}, "
                              f"{self.prefix_tokens}, {trust}, {self.mode})")
         self.use_head = {"auto": None, "always": True, "never": False}[trust]
-        self.seed = seed
+        self.seed, self.rank = seed, rank  # random pruning differs between the ranks' prompts
         self.pruner = ARRoLPruner(seed=seed, **kw)
 
     def resolve_mode(self, engine: Any) -> str:
@@ -84,7 +84,8 @@ class PrefixPruner:
     def prune(self, step: int, pools: Sequence[Sequence[Completion]], sizes: Sequence[int], call: int = 0
               ) -> tuple[list[list[Completion]], list[list[Completion]]]:
         """(kept, pruned) per prompt; ``len(kept[i]) == min(sizes[i], len(pools[i]))``, pool order kept."""
-        self.pruner._rng.manual_seed(int(step_rng(self.seed, step, 100 + call).integers(2 ** 62)))
+        salt = 100 + call + 10_000 * self.rank
+        self.pruner._rng.manual_seed(int(step_rng(self.seed, step, salt).integers(2 ** 62)))
         kept, pruned = [], []
         for pool, n in zip(pools, sizes):
             mask = self.pruner.select(torch.tensor(self.p_hat(pool)), n, use_head=self.use_head).tolist()
@@ -112,9 +113,10 @@ class PrefixPruner:
                 kept[i][j] = join(engine.tokenizer, kept[i][j], tail)
         return kept, pruned
 
-    def observe(self, completions: Sequence[Completion], correct: Sequence[bool]) -> dict[str, float]:
-        """Calibrate the head on finished survivors (as ARRoL trains its head on completed rollouts)."""
-        self.pruner.record(self.p_hat(completions), [int(bool(c)) for c in correct])
+    def observe(self, p_hats: Sequence[float], correct: Sequence[bool]) -> dict[str, float]:
+        """Calibrate the head on finished survivors' ``p_hat`` and verified outcome (as ARRoL trains its head on
+        completed rollouts)."""
+        self.pruner.record(list(p_hats), [int(bool(c)) for c in correct])
         auc = self.pruner.auc
         trusted = self.pruner.head_trusted if self.use_head is None else self.use_head
         return {"prune/head_trusted": float(trusted), **({"prune/head_auc": auc} if auc is not None else {})}
@@ -128,11 +130,12 @@ class PrefixPruner:
         self.pruner.load_state_dict(state["pruner"])
 
 
-def build_pruner(name: str, seed: int = 0, kwargs: dict[str, Any] | None = None) -> PrefixPruner | None:
+def build_pruner(name: str, seed: int = 0, kwargs: dict[str, Any] | None = None, rank: int = 0
+                 ) -> PrefixPruner | None:
     if name == "none":
         if kwargs:
             raise ValueError(f"rollout.prune_kwargs {sorted(kwargs)} given but rollout.prune is none")
         return None
     if name == "arrol":
-        return PrefixPruner(seed, **(kwargs or {}))
+        return PrefixPruner(seed, rank, **(kwargs or {}))
     raise ValueError(f"rollout.prune must be one of {', '.join(PRUNERS)}, got {name!r}")
