@@ -2,7 +2,8 @@
 
 The tiny kit served by a colocated ``vllm.LLM``: G rollouts for 2 synthetic videos, log-probs aligned with the
 tokens and matching the Hugging Face model's teacher-forced log-probs, then one weight sync after perturbing
-the policy, after which vLLM's log-probs follow the new weights.
+the policy, after which vLLM's log-probs follow the new weights; then partial rollouts through token prompts: a
+greedy head continued equals the one-shot greedy rollout, a tree of rollouts, ARRoL mid-generation pruning.
 """
 import importlib.util
 
@@ -73,3 +74,23 @@ def test_vllm_engine_rollouts_logprobs_and_weight_sync(tmp_path):
     assert mean_abs_diff(hf_logps(policy, engine, samples, groups2), flat2) < 0.1
     old_policy, _ = load_policy(kit, dtype="float32", device="cuda")
     assert mean_abs_diff(hf_logps(old_policy, engine, samples, groups2), flat2) > 0.1  # not the old weights
+
+    # partial rollouts: a greedy head continued by vLLM is the one-shot greedy rollout (token prompts + video)
+    from veripo.rollout.prune import PrefixPruner
+    from veripo.rollout.tree import TreeShape, grow_trees
+
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=T)
+    full = engine.generate(samples, n=1, params=greedy)
+    batch = engine.partial_batch(samples)
+    heads = engine.continue_from(batch, [0, 1], [[], []], 1, SamplingParams(temperature=0.0, max_new_tokens=5))
+    unfinished = [i for i, (h,) in enumerate(heads) if h.finish_reason == "length"]
+    tails = engine.continue_from(batch, unfinished, [heads[i][0].token_ids for i in unfinished], 1,
+                                 SamplingParams(temperature=0.0, max_new_tokens=T - 5))
+    for i, (tail,) in zip(unfinished, tails):
+        assert heads[i][0].token_ids + tail.token_ids == full[i][0].token_ids
+    trees = grow_trees(engine, samples, TreeShape((2, 2), 6), SamplingParams(temperature=1.0, max_new_tokens=T))
+    for leaves in trees:
+        assert 2 <= len(leaves) <= 4 and all(len(c.logps) == len(c.token_ids) == c.tree["cuts"][-1] for c in leaves)
+    kept, pruned = PrefixPruner(0, mode="midgen", prefix_tokens=4).generate(
+        engine, 0, samples, [G, G], SamplingParams(temperature=1.0, max_new_tokens=T))
+    assert [len(k) for k in kept] == [G, G] and all(len(c.token_ids) <= 4 for p in pruned for c in p)

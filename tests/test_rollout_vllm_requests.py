@@ -20,7 +20,7 @@ from veripo.errors import VeripoError
 from veripo.rollout.types import SamplingParams
 from veripo.rollout.vllm_requests import (build_vllm_prompt, chat_messages_for_server, chat_request,
                                           completion_from_vllm, completions_from_chat, completions_from_vllm,
-                                          sampling_params_dict, video_item, vllm_weight_items, vllm_weight_name)
+                                          continuation_request, sampling_params_dict, video_item, vllm_weight_items, vllm_weight_name)
 from veripo.video.decode import decode_video
 from veripo.video.sampling import VideoSampling
 
@@ -341,3 +341,66 @@ def test_dead_server_is_a_clear_error(kit_processor):
                         request_timeout=2.0)
     with pytest.raises(VeripoError, match="request for t1 failed"):
         engine.generate([text_sample()], n=1)
+
+
+# ------------------------------------------------------------------------------------------ partial rollouts
+class ScriptedLLM:
+    """Stands in for a colocated vllm.LLM's ``generate``: records every request and answers each with ``n``
+    outputs of ``max_tokens`` scripted token ids (call c, output j -> token 20 + 4 c + j), log-prob -0.5 each."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, requests, params, use_tqdm=False):
+        call = len(self.calls)
+        self.calls.append((requests, params))
+        outs = []
+        for _ in requests:
+            outputs = []
+            for j in range(params["n"]):
+                ids = [20 + 4 * call + j] * params["max_tokens"]
+                outputs.append(SimpleNamespace(text="x", token_ids=ids, finish_reason="length",
+                                               logprobs=[{t: SimpleNamespace(logprob=-0.5)} for t in ids]))
+            outs.append(SimpleNamespace(outputs=outputs))
+        return outs
+
+
+def test_continuation_request_is_the_prompt_as_token_ids_plus_the_prefix(clip, kit_processor):
+    request = build_vllm_prompt("<|vision_start|><|video_pad|><|vision_end|>Which way?", [clip])
+    assert continuation_request(request, [], kit_processor.tokenizer) is request
+    cont = continuation_request(request, [40, 41, 42], kit_processor.tokenizer)
+    ids = kit_processor.tokenizer.encode(request["prompt"], add_special_tokens=False)
+    assert "prompt" not in cont and cont["prompt_token_ids"] == ids + [40, 41, 42]
+    video_pad = kit_processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    assert cont["prompt_token_ids"].count(video_pad) == 1  # unexpanded: vLLM's processor expands it
+    assert cont["multi_modal_data"] is request["multi_modal_data"]
+    assert cont["mm_processor_kwargs"] == request["mm_processor_kwargs"]
+
+
+def test_tree_rollouts_through_the_colocated_vllm_engine(tiny_kit_dir, kit_processor, monkeypatch):
+    from veripo.rollout.partial import supports_partial
+    from veripo.rollout.tree import TreeShape, grow_trees
+    from veripo.rollout.vllm_engine import VLLMEngine
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(SamplingParams=lambda **kw: kw))
+    llm = ScriptedLLM()
+    engine = VLLMEngine(tiny_kit_dir, VideoSampling(num_frames=4, max_pixels=56 * 56, min_pixels=None), llm=llm,
+                        processor=kit_processor)
+    assert supports_partial(engine)
+    trees = grow_trees(engine, [video_sample("a"), text_sample("b")], TreeShape((2, 2), 3),
+                       SamplingParams(temperature=1.0, max_new_tokens=8))
+    (first, p1), (second, p2) = llm.calls
+    assert [r["prompt"] for r in first] == [engine.prompt_text(s) for s in (video_sample("a"), text_sample("b"))]
+    assert (p1["n"], p1["max_tokens"], p2["n"], p2["max_tokens"]) == (2, 3, 2, 5)  # segment, then the rest
+    assert len(second) == 4 and all("prompt_token_ids" in r for r in second)
+    video_ids = kit_processor.tokenizer.encode(engine.prompt_text(video_sample("a")), add_special_tokens=False)
+    assert second[0]["prompt_token_ids"] == video_ids + [20, 20, 20] and second[1]["prompt_token_ids"][-3:] == [21] * 3
+    assert "multi_modal_data" in second[0] and "multi_modal_data" not in second[2]
+    for leaves in trees:
+        assert [c.tree["path"] for c in leaves] == [[1, 3], [1, 4], [2, 5], [2, 6]]
+        assert [c.token_ids for c in leaves][:2] == [[20] * 3 + [24] * 5, [20] * 3 + [25] * 5]
+        assert all(len(c.logps) == 8 and c.tree["cuts"] == [3, 8] for c in leaves)
+    server = VLLMEngine(server_url="http://127.0.0.1:9", server_model="m", processor=kit_processor)
+    assert not supports_partial(server)
+    with pytest.raises(VeripoError, match="need the colocated engine"):
+        server.continue_from([], [], [], 1, SamplingParams())

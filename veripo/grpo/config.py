@@ -51,15 +51,15 @@ class RolloutConfig:
                                      "n_max).", None)
     prune: Literal["none", "arrol"] = doc(
         "arrol: ARRoL pruning (veripo/rollout/prune.py): pool_factor x n rollouts are started, n kept whose "
-        "prefix-scored success is balanced around rho (random until the proxy head's AUC is trusted). On the hf "
-        "engine the pool is pruned after prefix_tokens tokens and only the survivors are finished (mid-generation); "
-        "other engines prune post hoc. Keeps the training budget.", "none")
+        "prefix-scored success is balanced around rho (random until the proxy head's AUC is trusted). mode midgen "
+        "(the default on the hf engine) prunes the pool after prefix_tokens tokens and finishes only the survivors; "
+        "posthoc (the default on vllm) generates the whole pool first. Keeps the training budget.", "none")
     prune_kwargs: dict[str, Any] = doc(
         "arrol options: mode (auto | midgen | posthoc), pool_factor (2.0), prefix_tokens (16: the proxy head is "
         "exp(mean log-prob of the first k tokens)), trust_head (auto | always | never), rho (0.5), min_auc (0.6), "
         "min_history (32), history, degenerate_margin, max_subsets.", default_factory=dict)
     tree_branches: list[int] | None = doc(
-        "Tree rollouts (veripo/rollout/tree.py; hf engine): children per node at each level, e.g. [2, 2, 2] = 8 "
+        "Tree rollouts (veripo/rollout/tree.py; hf or colocated vllm engine): children per node at each level, e.g. [2, 2, 2] = 8 "
         "leaves per prompt whose shared prefixes are decoded once; the product must equal group_size. Pair with "
         "algo.advantage_estimator=branch for per-segment, per-depth advantages (each shared segment trained "
         "once). null = independent rollouts.", None)

@@ -14,14 +14,22 @@ from veripo.rollout.types import Completion, SamplingParams
 
 
 def supports_partial(engine: Any) -> bool:
-    """Whether ``engine`` can continue partial rollouts (tree rollouts and mid-generation pruning need it)."""
-    return callable(getattr(engine, "continue_from", None))
+    """Whether ``engine`` can continue partial rollouts (tree rollouts and mid-generation pruning need it): the HF
+    engine, and the colocated vLLM engine (not an OpenAI-compatible server)."""
+    return callable(getattr(engine, "continue_from", None)) and bool(getattr(engine, "can_continue", True))
 
 
 def require_partial(engine: Any, what: str) -> None:
     if not supports_partial(engine):
-        raise ValueError(f"{what} needs a rollout engine that continues partial rollouts (rollout.engine=hf); "
-                         f"the {getattr(engine, 'name', type(engine).__name__)} engine does not")
+        raise ValueError(f"{what} needs a rollout engine that continues partial rollouts (rollout.engine=hf, or "
+                         f"the colocated vllm engine); this {getattr(engine, 'name', type(engine).__name__)} "
+                         "engine does not")
+
+
+def partial_batch(engine: Any, samples: Sequence[Any]) -> Any:
+    """What ``engine.continue_from`` takes as ``batch``: the processor batch (HF) or one request per sample (vLLM)."""
+    make = getattr(engine, "partial_batch", None)
+    return make(samples) if make is not None else engine.prompt_batch(samples)
 
 
 def with_budget(params: SamplingParams, max_new_tokens: int) -> SamplingParams:

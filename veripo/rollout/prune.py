@@ -5,7 +5,7 @@ For a prompt that should get ``n`` rollouts, a pool of ``N = ceil(pool_factor n)
 whose predicted success ``p_hat`` is balanced around ``rho`` (``ARRoLPruner.select``; random while the head is not
 trusted). Two modes (``rollout.prune_kwargs.mode``):
 
-* ``midgen`` (the default on an engine that continues partial rollouts, i.e. ``rollout.engine=hf``): ARRoL's
+* ``midgen`` (the default on ``rollout.engine=hf``; opt-in on the colocated vLLM engine): ARRoL's
   "prune as you generate". The pool is sampled for ``prefix_tokens`` tokens only, the head scores those heads,
   and only the ``n`` survivors are continued to the end; the pruned heads cost ``prefix_tokens`` tokens each.
   Generation decodes about ``N k + n (T - k)`` tokens instead of ``N T`` for post-hoc selection.
@@ -26,8 +26,8 @@ import torch
 
 from veripo.algos.controllers import ARRoLPruner
 from veripo.rollout.control import step_rng, take_options
-from veripo.rollout.partial import (generate_groups, is_finished, join, sample_heads, supports_partial,
-                                   with_budget)
+from veripo.rollout.partial import (generate_groups, is_finished, join, partial_batch, sample_heads,
+                                   supports_partial, with_budget)
 from veripo.rollout.types import Completion, SamplingParams
 
 PRUNERS = ("none", "arrol")
@@ -43,8 +43,8 @@ def prefix_quality(completion: Completion, prefix_tokens: int) -> float:
 class PrefixPruner:
     """ARRoL pruning of ``pool_factor x n`` rollouts down to ``n`` per prompt (see the module doc).
 
-    Options (``rollout.prune_kwargs``): mode (auto | midgen | posthoc; auto = midgen when the engine can continue
-    partial rollouts), pool_factor (2.0), prefix_tokens (16), trust_head (auto | always | never: auto = the
+    Options (``rollout.prune_kwargs``): mode (auto | midgen | posthoc; auto = midgen on the HF engine, posthoc on
+    vLLM), pool_factor (2.0), prefix_tokens (16), trust_head (auto | always | never: auto = the
     pruner's AUC rule), and ARRoLPruner's rho, min_auc, min_history, history, degenerate_margin, max_subsets.
     """
 
@@ -68,11 +68,11 @@ class PrefixPruner:
 
     def resolve_mode(self, engine: Any) -> str:
         """Fix ``auto`` for ``engine``; ``midgen`` on an engine that cannot continue rollouts is an error."""
-        if self.mode == "auto":
-            self.mode = "midgen" if supports_partial(engine) else "posthoc"
+        if self.mode == "auto":  # midgen on vLLM is opt-in until a GPU run has checked it
+            self.mode = "midgen" if supports_partial(engine) and getattr(engine, "name", "") == "hf" else "posthoc"
         elif self.mode == "midgen" and not supports_partial(engine):
-            raise ValueError("rollout.prune_kwargs.mode=midgen needs rollout.engine=hf (an engine that continues "
-                             "partial rollouts); use mode=posthoc with this engine")
+            raise ValueError("rollout.prune_kwargs.mode=midgen needs an engine that continues partial rollouts "
+                             "(rollout.engine=hf, or the colocated vllm engine); use mode=posthoc with this one")
         return self.mode
 
     def pool_size(self, n: int) -> int:
@@ -101,7 +101,7 @@ class PrefixPruner:
         pools = [self.pool_size(n) for n in sizes]
         if mode == "posthoc":
             return self.prune(step, generate_groups(engine, samples, pools, params), sizes, call)
-        batch = engine.prompt_batch(samples)
+        batch = partial_batch(engine, samples)
         k = min(self.prefix_tokens, params.max_new_tokens)
         heads = sample_heads(engine, batch, pools, with_budget(params, k))
         kept, pruned = self.prune(step, heads, sizes, call)

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import torch
 
-from veripo.rollout.partial import join, require_partial, with_budget
+from veripo.rollout.partial import join, partial_batch, require_partial, with_budget
 from veripo.rollout.types import Completion, SamplingParams
 
 
@@ -65,7 +65,7 @@ def grow_trees(engine: Any, samples: Sequence[Any], shape: TreeShape, params: Sa
     ``tree = {"path", "cuts"}``, in depth-first order of creation."""
     require_partial(engine, "tree rollouts (rollout.tree_branches)")
     shape.check(params.max_new_tokens)
-    batch = engine.prompt_batch(samples)
+    batch = partial_batch(engine, samples)
     empty = Completion(text="", token_ids=[], logps=[], finish_reason="length")
     frontier = [_Node(i, empty, [], []) for i in range(len(samples))]
     next_id = [1] * len(samples)

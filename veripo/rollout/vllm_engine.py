@@ -41,8 +41,8 @@ from veripo.errors import VeripoError
 from veripo.rollout.prompt_batch import PromptBatch, build_prompt_batch
 from veripo.rollout.types import Completion, SamplingParams
 from veripo.rollout.vllm_requests import (build_vllm_prompt, chat_messages_for_server, chat_request,
-                                          completions_from_chat, completions_from_vllm, sampling_params_dict,
-                                          vllm_weight_items)
+                                          completions_from_chat, completions_from_vllm, continuation_request,
+                                          sampling_params_dict, vllm_weight_items)
 from veripo.video.cache import FrameCache
 from veripo.video.sampling import VideoSampling
 
@@ -243,6 +243,32 @@ class VLLMEngine:
         groups = completions_from_vllm(outputs, n)
         self.last_timings = {"prepare_s": t1 - t0, "generate_s": time.perf_counter() - t1}
         return groups
+
+    # --------------------------------------------------------------------------------- partial rollouts
+    @property
+    def can_continue(self) -> bool:
+        """Tree rollouts and mid-generation pruning need the colocated engine (the chat API cannot take a
+        partial assistant turn as token ids)."""
+        return self.llm is not None
+
+    def partial_batch(self, samples: Sequence[Any]) -> list[dict[str, Any]]:
+        """What ``continue_from`` takes as ``batch``: one request per sample."""
+        return self.vllm_inputs(samples)
+
+    def continue_from(self, batch: Sequence[dict[str, Any]], prompt_index: Sequence[int],
+                      prefixes: Sequence[Sequence[int]], n: int, params: SamplingParams) -> list[list[Completion]]:
+        """``n`` continuations of each partial rollout (``batch[prompt_index[r]]`` + ``prefixes[r]``); only the new
+        tokens are returned, as by the HF engine (veripo/rollout/partial.py)."""
+        if self.llm is None:
+            raise VeripoError(f"vLLM server {self.server_url}: partial rollouts (tree rollouts, mid-generation "
+                              "pruning) need the colocated engine")
+        import vllm
+
+        t0 = time.perf_counter()
+        requests = [continuation_request(batch[i], prefix, self.tokenizer) for i, prefix in zip(prompt_index, prefixes)]
+        outputs = self.llm.generate(requests, vllm.SamplingParams(**sampling_params_dict(params, n)), use_tqdm=False)
+        self.last_timings = {"prepare_s": 0.0, "generate_s": time.perf_counter() - t0}
+        return completions_from_vllm(outputs, n)
 
     def _generate_server(self, samples: Sequence[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
         from veripo.prompts import question_text

@@ -84,6 +84,19 @@ def build_vllm_prompt(text: str, clips: Sequence[Any] = (), images: Sequence[Any
     return request
 
 
+def continuation_request(request: dict[str, Any], prefix: Sequence[int], tokenizer: Any) -> dict[str, Any]:
+    """The request that continues a partial rollout: the same prompt as token ids (the chat-templated text
+    tokenised, one unexpanded ``<|video_pad|>`` that vLLM's processor expands as it does for text) followed by the
+    ``prefix`` tokens already sampled, with the same ``multi_modal_data`` / ``mm_processor_kwargs`` (so vLLM's
+    prefix cache, keyed by tokens and media hashes, serves the shared part). An empty prefix keeps the text
+    request unchanged."""
+    if not prefix:
+        return request
+    out = {k: v for k, v in request.items() if k != "prompt"}
+    out["prompt_token_ids"] = list(tokenizer.encode(request["prompt"], add_special_tokens=False)) + [int(t) for t in prefix]
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ sampling
 def sampling_params_dict(params: SamplingParams, n: int = 1, seed: int | None = None,
                          logprobs: bool = True) -> dict[str, Any]:
