@@ -2,6 +2,7 @@
 two torchrun processes on CPU (gloo) share the step's prompts, write each rollout once and log once per step."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -103,6 +104,27 @@ def test_torchrun_two_processes_share_the_controller_and_pruner_state(warm_polic
     assert len(state["pruner"]["pruner"]["labels"]) == 8
     metrics = read_jsonl(out / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [0, 1] and all(m["prune/pruned_rollouts"] == 4 for m in metrics)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed (optional)")
+def test_torchrun_zero3_grpo_samples_and_trains_like_ddp(warm_policy, synth_task, tmp_path):
+    """ZeRO-3 with every parameter partitioned (persistence threshold 0): the ranks' trees end at different depths
+    and lengths, so generation only works because the model is gathered once per rollout phase
+    (TrainEngine.for_generation); rollouts and log-probs then equal DDP's."""
+    common = [f"model.path={warm_policy}", "model.freeze_vision=false", f"data.train_file={synth_task / 'train.jsonl'}",
+              "run.steps=2", "run.save_every=0", "rollout.prompts_per_step=2", "rollout.group_size=4",
+              "rollout.max_new_tokens=48", "run.tensorboard=false", "optim.lr=1e-4", "rollout.tree_branches=[2,2]",
+              "rollout.tree_segment_tokens=6", "algo.advantage_estimator=branch", *VIDEO]
+    _torchrun(["grpo", *common, f"run.out_dir={tmp_path / 'ddp'}", "dist.backend=ddp"], tmp_path / "ddp")
+    zero3 = os.path.join(os.path.dirname(__file__), "..", "scripts", "deepspeed", "zero3.json")
+    _torchrun(["grpo", *common, f"run.out_dir={tmp_path / 'z3'}", "dist.backend=deepspeed",
+               f"dist.deepspeed_config={zero3}",
+               "dist.deepspeed_overrides={zero_optimization: {stage3_param_persistence_threshold: 0}}"], tmp_path / "z3")
+    ddp, z3 = read_jsonl(tmp_path / "ddp" / "rollouts.jsonl"), read_jsonl(tmp_path / "z3" / "rollouts.jsonl")
+    assert [r["response"] for r in ddp] == [r["response"] for r in z3] and len({r["step"] for r in z3}) == 2
+    assert len({len(r["token_ids"]) for r in z3}) > 1  # the ranks' rollouts really differed in length
+    for a, b in zip(ddp, z3):
+        assert torch.allclose(torch.tensor(a["logps"]), torch.tensor(b["logps"]), atol=1e-4)
 
 
 def test_torchrun_two_processes_sft(task_kit, synth_task, tmp_path):

@@ -33,6 +33,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from veripo.algos import get_advantage_estimator, get_policy_loss
@@ -366,11 +367,14 @@ class GRPOTrainer:
                 samples, groups = self._replay_share(step, samples, groups)
         else:
             # the controller's choice is the same on every rank (its state is kept identical): then each rank
-            # samples its share
+            # samples its share, with its own random stream (a function of seed, step and rank, so that the
+            # ranks' rollouts are independent and a resumed run samples as the killed one would have)
             prompts = self.controller.select_prompts(step, self.sampler.batch(step))
             if te.world_size > 1:
                 prompts = shard(prompts, te.rank, te.world_size)
-            samples, groups = self._sample(step, prompts, pruned)
+                torch.manual_seed(int(np.random.default_rng([cfg.run.seed, step, te.rank]).integers(2 ** 62)))
+            with te.for_generation():  # ZeRO-3: the whole model on every rank while it samples
+                samples, groups = self._sample(step, prompts, pruned)
         t_gen = time.perf_counter() - t0
         if not samples:
             if te.world_size > 1:  # take part in the step's collectives with nothing of its own

@@ -404,6 +404,33 @@ class TrainEngine:
             raise FileNotFoundError(f"{path}: no engine state in this checkpoint")
         self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
 
+    @contextlib.contextmanager
+    def for_generation(self):
+        """Around a rollout phase. Under ZeRO-3 every forward gathers its layers' partitions from all ranks, so
+        ranks that generate different numbers of tokens or make different numbers of ``generate`` calls (groups
+        of different sizes, trees, pruning) would wait on each other forever. Here the whole model is gathered
+        once on every rank (one collective per phase, the same on all ranks) and generation runs locally; the
+        partitions are restored on exit. Other backends: nothing to do."""
+        if self.backend != "deepspeed" or self.world_size == 1 or self.model.zero_optimization_stage() != 3:
+            yield
+            return
+        import deepspeed
+
+        params = list(self.unwrapped.parameters())
+        offload = getattr(self.model.optimizer, "parameter_offload", None) or self.model.optimizer
+        with deepspeed.zero.GatheredParameters(params):
+            # the per-layer hooks would still fetch and release partitions (collectives) on every forward:
+            # detach them while the gathered weights serve generation, and register them again afterwards
+            for p in params:
+                p.ds_active_sub_modules.clear()
+            for hook in offload.forward_hooks + offload.backward_hooks:
+                hook.remove()
+            offload.forward_hooks, offload.backward_hooks = [], []
+            try:
+                yield
+            finally:
+                offload._register_deepspeed_module(offload.module)
+
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """The whole model's weights on rank 0 (collective). ZeRO-3 partitions parameters, so
         ``unwrapped.state_dict()`` would be empty there; this gathers them (``stage3_gather_16bit_weights_on_model_save``)."""
