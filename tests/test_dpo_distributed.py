@@ -38,6 +38,8 @@ def test_ddp_with_one_process_matches_plain_training(task_kit, synth_task, tmp_p
 
 def test_torchrun_two_processes(task_kit, synth_task, tmp_path):
     pairs = write_pairs(synth_task, tmp_path / "pairs.jsonl", n=8)
+    with open(pairs, "a") as f:
+        f.write("{not json\n")  # one bad line: reported once (by rank 0), the run goes on
     torchrun = Path(sys.executable).parent / "torchrun"
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -50,3 +52,5 @@ def test_torchrun_two_processes(task_kit, synth_task, tmp_path):
     assert [m["step"] for m in metrics] == [0, 1]  # rank 0 alone writes, once per step
     assert all(torch.isfinite(torch.tensor(m["loss"])) for m in metrics)
     assert (out / "final" / "done.json").exists()
+    assert proc.stdout.count("bad pair skipped:") == 1 and "pairs.jsonl:9" in proc.stdout
+    assert proc.stdout.count('"final_policy"') == 1  # the summary, printed once

@@ -54,6 +54,33 @@ def config_from_args(args, cls):
     return load_config(cls, args.config, args.overrides)
 
 
+def add_stage_arguments(parser: argparse.ArgumentParser, out_dir_key: str) -> None:
+    """The flags of a resumable training stage: the config flags and ``--resume``."""
+    add_config_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help=f"continue from the newest checkpoint in {out_dir_key}")
+
+
+def run_stage(args, cfg_cls, trainer: str, bad_input: str) -> int:
+    """What every resumable training stage's command does: its config from the flags, the trainer
+    (``"module:Class"``, imported only now), a line per input row it set aside, training (``--resume``), then the
+    summary as JSON. Under torchrun only rank 0 prints (trainers expose ``is_main`` and ``bad_inputs``)."""
+    import importlib
+    import json
+
+    cfg = config_from_args(args, cfg_cls)
+    if cfg is None:
+        return 0
+    module, name = trainer.split(":")
+    stage = getattr(importlib.import_module(module), name)(cfg)
+    if stage.is_main:
+        for err in stage.bad_inputs:
+            print(f"{bad_input} skipped: {err}")
+    summary = stage.train(resume=args.resume)
+    if stage.is_main:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veripo",

@@ -1,9 +1,7 @@
 """``veripo dpo``: train on pairs.jsonl with any preference loss (or a weighted mix)."""
 from __future__ import annotations
 
-import json
-
-from veripo.cli import add_config_arguments, config_from_args
+from veripo.cli import add_stage_arguments, run_stage
 from veripo.dpo.config import DPOConfig
 
 HELP = """DPO stage: train the policy on the verifier's chosen/rejected pairs (videos and all) with any
@@ -16,18 +14,8 @@ response. Reference log-probs are computed once and cached in OUT_DIR/ref_logps.
 
 
 def add_arguments(parser) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out_dir")
+    add_stage_arguments(parser, "out_dir")
 
 
 def run(args) -> int:
-    cfg = config_from_args(args, DPOConfig)
-    if cfg is None:
-        return 0
-    from veripo.dpo.trainer import DPOTrainer
-
-    trainer = DPOTrainer(cfg)
-    for err in trainer.errors:
-        print(f"bad pair skipped: {err}")
-    print(json.dumps(trainer.train(resume=args.resume), indent=2))
-    return 0
+    return run_stage(args, DPOConfig, "veripo.dpo.trainer:DPOTrainer", "bad pair")

@@ -236,6 +236,15 @@ class DPOTrainer:
                 "heldout/logp_gap": sum(gaps) / len(gaps), "heldout/pairs": float(len(pairs))}
 
     # ------------------------------------------------------------------------------ run
+    @property
+    def is_main(self) -> bool:
+        return self.engine.is_main
+
+    @property
+    def bad_inputs(self) -> list[str]:
+        """Pairs set aside while loading (file:line and why)."""
+        return self.errors
+
     def train(self, resume: bool = False) -> dict[str, Any]:
         cfg, engine = self.cfg, self.engine
         self.out.mkdir(parents=True, exist_ok=True)

@@ -194,6 +194,15 @@ class GRPOTrainer:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.skipped: list[str] = []  # prompts set aside (unreadable video, ...), with the reason
 
+    @property
+    def is_main(self) -> bool:
+        return self.train_engine.is_main
+
+    @property
+    def bad_inputs(self) -> list[str]:
+        """Training rows set aside while loading (file:line and why)."""
+        return self.data_errors
+
     # ----------------------------------------------------------------------------------------- run
     def train(self, resume: bool = False) -> dict[str, Any]:
         cfg = self.cfg
