@@ -158,7 +158,8 @@ class _Accelerator:
 
 
 def trl_dpo_loss(chosen, rejected, cmask, rmask, ref_c, ref_r, loss_types, loss_weights=None, beta=0.1,
-                 label_smoothing=0.0, f_divergence_type="reverse_kl", alpha_coef=0.5):
+                 label_smoothing=0.0, f_divergence_type="reverse_kl", alpha_coef=0.5, ld_alpha=None,
+                 log_sum_sq=None):
     """Run TRL 1.16's own DPOTrainer._compute_loss with a minimal trainer object. The 'model' returns the given
     per-token log-probs (what TRL's fused LM head returns for completion tokens); reference log-probs are
     passed precomputed, as with ``precompute_ref_log_probs=True``."""
@@ -168,14 +169,14 @@ def trl_dpo_loss(chosen, rejected, cmask, rmask, ref_c, ref_r, loss_types, loss_
 
     def model(**kwargs):
         zeros = torch.zeros(2 * b, t)
-        return SimpleNamespace(log_probs=log_probs, entropy=zeros, mean_logits=zeros,
+        return SimpleNamespace(log_probs=log_probs, entropy=zeros, mean_logits=zeros, log_sum_sq_probs=log_sum_sq,
                                is_top1=torch.zeros(2 * b, t, dtype=torch.bool))
 
     trainer = SimpleNamespace(
-        model=SimpleNamespace(training=True), accelerator=_Accelerator(), aux_loss_enabled=False, ld_alpha=None,
+        model=SimpleNamespace(training=True), accelerator=_Accelerator(), aux_loss_enabled=False, ld_alpha=ld_alpha,
         precompute_ref_logps=True, f_divergence_type=f_divergence_type, f_alpha_divergence_coef=alpha_coef,
         loss_types=loss_types, loss_weights=loss_weights or [1.0] * len(loss_types), beta=beta,
-        label_smoothing=label_smoothing, args=SimpleNamespace(discopop_tau=0.05), use_weighting=False,
+        label_smoothing=label_smoothing, args=SimpleNamespace(discopop_tau=0.05), use_weighting=log_sum_sq is not None,
         _metrics=defaultdict(lambda: defaultdict(list)), _total_train_tokens=0, _tp_size=1)
     inputs = {"input_ids": torch.zeros(2 * b, t + 1, dtype=torch.long), "attention_mask": torch.ones(2 * b, t + 1),
               "completion_mask": completion, "ref_chosen_logps": ref_c, "ref_rejected_logps": ref_r}
@@ -220,6 +221,60 @@ def test_matches_trl_dpo_compute_loss(loss_type):
             one, _ = trl_dpo_loss(chosen[i:i + 1], rejected[i:i + 1], cmask[i:i + 1], rmask[i:i + 1], ref_c[i:i + 1],
                                   ref_r[i:i + 1], [loss_type], beta=0.1, label_smoothing=eps)
             torch.testing.assert_close(ours[i].detach(), one, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo", "hinge", "sigmoid_norm", "apo_zero"])
+def test_ld_alpha_and_wpo_weighting_match_trl(loss_type):
+    """TRL's ld_alpha (LD-DPO) and use_weighting (WPO) against weighted_preference_losses; TRL receives the
+    reference log-probs precomputed, length-desensitised the way its reference pass computes them."""
+    from veripo.algos import weighted_preference_losses
+
+    chosen, rejected, cmask, rmask, ref_c_tok, ref_r_tok = random_pairs(40 + TRL_TYPES.index(loss_type))
+    b, t = chosen.shape
+    alpha = 0.4
+    shared = torch.minimum(cmask.sum(1), rmask.sum(1))
+
+    def ld_sum(tokens, mask):  # sum over the first `shared` real tokens + alpha * the rest, written out by hand
+        return torch.stack([sum(tokens[i, j] * (1.0 if j < shared[i] else alpha) for j in range(t) if mask[i, j])
+                            for i in range(b)])
+
+    log_sum_sq = -torch.rand(2 * b, t, generator=torch.Generator().manual_seed(3), dtype=torch.float64) - 0.5
+    theirs_c = chosen.clone().requires_grad_(True)
+    theirs, _ = trl_dpo_loss(theirs_c, rejected, cmask, rmask, ld_sum(ref_c_tok, cmask), ld_sum(ref_r_tok, rmask),
+                             [loss_type], ld_alpha=alpha, log_sum_sq=log_sum_sq)
+    ours_c = chosen.clone().requires_grad_(True)
+    ours = weighted_preference_losses(get_preference_loss(loss_type), ours_c, rejected, cmask, rmask, ref_c_tok,
+                                      ref_r_tok, ld_alpha=alpha, log_sum_sq=log_sum_sq, beta=0.1)
+    torch.testing.assert_close(ours.mean(), theirs, atol=1e-5, rtol=0)
+    ours.mean().backward()
+    if loss_type == "hinge":  # TRL 1.16 multiplies relu's output in place (`per_sequence_loss *= ...`): its
+        with pytest.raises(RuntimeError, match="inplace operation"):  # backward fails; ours has a gradient
+            theirs.backward()
+        assert ours_c.grad.abs().sum() > 0
+        return
+    theirs.backward()
+    torch.testing.assert_close(ours_c.grad, theirs_c.grad, atol=1e-5, rtol=0)
+
+
+def test_length_desensitized_and_wpo_weights_by_hand():
+    from veripo.algos import length_desensitized_weights, wpo_weights
+    from veripo.algos.preference_weighting import check_weighting
+
+    cm, rm = torch.tensor([[1, 1, 0, 0]]), torch.tensor([[1, 1, 1, 1]])
+    w_c, w_r = length_desensitized_weights(cm, rm, 0.5)
+    assert w_c.tolist() == [[1, 1, 0, 0]] and w_r.tolist() == [[1, 1, 0.5, 0.5]]
+    # uniform over V tokens: log p = log sum p^2 = -log V -> weight 1; a sampled token likelier than the
+    # distribution's "self-probability" sum p^2 gets a weight above 1
+    v = 8.0
+    flat = wpo_weights(torch.full((1, 3), -math.log(v)), torch.full((1, 3), -math.log(v)), torch.ones(1, 3))
+    assert flat.item() == pytest.approx(1.0)
+    peaked = wpo_weights(torch.tensor([[math.log(0.9)]]), torch.tensor([[math.log(0.9 ** 2 + 0.1 ** 2)]]),
+                         torch.ones(1, 1))
+    assert peaked.item() == pytest.approx(0.9 / 0.82)
+    with pytest.raises(ValueError, match="sort the batch"):
+        check_weighting(["sigmoid", "aot"], True)
+    with pytest.raises(ValueError, match="ld_alpha must be in"):
+        check_weighting(["sigmoid"], False, 1.5)
 
 
 @pytest.mark.parametrize("divergence", ["forward_kl", "js_divergence", "alpha_divergence"])

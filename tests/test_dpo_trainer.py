@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -117,3 +118,37 @@ def test_resume_continues_from_the_checkpoint(warm_policy, synth_task, tmp_path,
     summary = DPOTrainer(cfg).train(resume=True)
     steps = [m["step"] for m in read_jsonl(tmp_path / "run" / "metrics.jsonl")]
     assert steps == [0, 1, 2, 3] and summary["steps"] == 4
+
+
+def test_wpo_weighting_and_ld_alpha_reach_the_loss(task_kit, synth_task, tmp_path):
+    """use_weighting: at the start (policy = reference) each sigmoid pair loss is log 2 times WPO's weights,
+    computed here from the model's own distribution; ld_alpha = 1 changes nothing, ld_alpha = 0 does (SimPO)."""
+    from veripo.sequences import completion_logps
+
+    pairs = write_pairs(synth_task, tmp_path / "pairs.jsonl", n=4)
+    trainer = DPOTrainer(dpo_cfg(task_kit, pairs, tmp_path / "w", "loss.use_weighting=true", "heldout_fraction=0"))
+    trainer._reference_pass()
+    loss, _ = trainer.pair_losses(trainer.train_pairs)
+    with torch.no_grad():
+        batch = trainer._pair_batch(trainer.train_pairs)
+        logps, lss = completion_logps(trainer.model, batch, with_log_sum_sq=True)
+        m = batch.completion_mask
+        w = torch.exp(((logps - lss) * m).sum(-1) / m.sum(-1))
+    assert not torch.allclose(w, torch.ones_like(w))  # the weights are not trivially 1 here
+    assert loss.item() == pytest.approx(float((math.log(2) * w[:4] * w[4:]).mean()), rel=1e-4)
+
+    rows = read_jsonl(pairs)
+    for r in rows:  # rejected answers that ramble on: longer than the chosen ones
+        r["rejected"] = r["rejected"].replace("</think>", " Wait, let me look again at every frame.</think>")
+    longer = tmp_path / "longer.jsonl"
+    longer.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def simpo_loss(*extra):
+        t = DPOTrainer(dpo_cfg(task_kit, longer, tmp_path / "s", "loss.names=[simpo]", "heldout_fraction=0", *extra))
+        return t.pair_losses(t.train_pairs)[0].item()
+
+    plain = simpo_loss()
+    assert simpo_loss("loss.ld_alpha=1.0") == pytest.approx(plain, rel=1e-6)
+    assert simpo_loss("loss.ld_alpha=0.0") != pytest.approx(plain, rel=1e-3)
+    with pytest.raises(ValueError, match="sort the batch"):
+        DPOTrainer(dpo_cfg(task_kit, pairs, tmp_path / "a", "loss.names=[aot]", "loss.use_weighting=true"))

@@ -141,11 +141,16 @@ def _count_blocks(row: torch.Tensor, type_id: int) -> int:
 
 
 def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micro_batch_size: int | None = None,
-                     with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token log-probs [N, C] of the completion tokens (0 on padding), and optionally the entropy.
+                     with_entropy: bool = False, with_log_sum_sq: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs [N, C] of the completion tokens (0 on padding), and a per-token statistic of the whole
+    distribution (no gradient) when asked: the entropy (``with_entropy``) or ``log sum_v p_v^2``
+    (``with_log_sum_sq``, WPO's weights); otherwise None.
 
     Gradients flow when called outside ``torch.no_grad``. ``micro_batch_size`` bounds peak memory.
     """
+    if with_entropy and with_log_sum_sq:
+        raise ValueError("completion_logps: ask for the entropy or log sum p^2, not both")
     n = len(batch)
     step = micro_batch_size or n
     logps, ents = [], []
@@ -162,4 +167,6 @@ def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micr
         logps.append(lp * part.completion_mask)
         if with_entropy:
             ents.append(-(log_probs.exp() * log_probs).sum(-1).detach())
-    return torch.cat(logps, 0), (torch.cat(ents, 0) if with_entropy else None)
+        elif with_log_sum_sq:
+            ents.append(torch.logsumexp(2 * log_probs.detach(), -1))
+    return torch.cat(logps, 0), (torch.cat(ents, 0) if ents else None)

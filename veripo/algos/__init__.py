@@ -8,6 +8,7 @@ cases and worked numbers: shared/spec/algorithms.md; each function's docstring g
     aggregate_loss(per_token_loss, mask, mode)           # TRL 1.16 grpo / bnpo / dr_grpo / dapo
     get_preference_loss(name)(chosen_logps, rejected_logps, chosen_mask, rejected_mask,
                               ref_chosen_logps=None, ref_rejected_logps=None, **hp) -> losses [B]
+    weighted_preference_losses(loss_fn, ..., ld_alpha=, log_sum_sq=)   # TRL's ld_alpha (LD-DPO), use_weighting (WPO)
     filters: overlong_penalty, dynamic_sampling_mask, select_extremes, ...
     controllers: DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator, ARRoLPruner
 """
@@ -59,6 +60,7 @@ from veripo.algos.preference_losses import (
     preference_metrics,
     smoothed_preference_prob,
 )
+from veripo.algos.preference_weighting import length_desensitized_weights, weighted_preference_losses, wpo_weights
 from veripo.algos.registry import DuplicateNameError, Registry, UnknownNameError
 
 register_preference_loss = preference_loss
@@ -92,6 +94,7 @@ __all__ = [
     "implicit_rewards",
     "integer_allocation",
     "k3_kl",
+    "length_desensitized_weights",
     "list_advantage_estimators",
     "list_policy_losses",
     "list_preference_losses",
@@ -108,4 +111,6 @@ __all__ = [
     "sqrt_law_allocation",
     "student_t_quantile",
     "valid_binary_group_mask",
+    "weighted_preference_losses",
+    "wpo_weights",
 ]

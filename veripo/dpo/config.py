@@ -21,6 +21,10 @@ class LossConfig:
                                   default_factory=dict)
     nll_coef: float = doc("Weight of an NLL term on the chosen response (Fig. 2's 'Maximum Likelihood'; RPO).", 0.0)
     guidance_model: str | None = doc("TGDPO: checkpoint whose per-token log-ratio to the reference guides the loss.", None)
+    ld_alpha: float | None = doc("LD-DPO (TRL's ld_alpha): tokens beyond the shorter response of a pair count alpha "
+                                 "times in the policy and reference log-probs (paper: 0.3-0.5); null = off.", None)
+    use_weighting: bool = doc("WPO (TRL's use_weighting): weight each pair by exp(mean_t[log p(y_t) - log sum_v "
+                              "p(v)^2]) of chosen times rejected, so off-policy pairs count less.", False)
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ import torch
 
 from veripo.algos.preference_losses import (combine_preference_losses, implicit_rewards, loss_needs_reference,
                                             preference_metrics)
+from veripo.algos.preference_weighting import check_weighting, weighted_preference_losses
 from veripo.config import save_config
 from veripo.data.schema import Sample
 from veripo.dpo.config import DPOConfig
@@ -75,6 +76,7 @@ class DPOTrainer:
         self.needs_ref = any(loss_needs_reference(n) for n in names)
         self.needs_guidance = "tgdpo" in names
         self.needs_revision = "srpo" in names
+        check_weighting(names, cfg.loss.use_weighting, cfg.loss.ld_alpha)
         self.cache = FrameCache()
         self.steps = max(1, int(round(len(self.train_pairs) * cfg.epochs / cfg.batch_size)))
         self.sampler = PromptSampler(self.train_pairs, min(cfg.batch_size, len(self.train_pairs)), cfg.seed)
@@ -173,7 +175,9 @@ class DPOTrainer:
     def pair_losses(self, pairs: list[tuple[PairRecord, Sample]]) -> tuple[torch.Tensor, dict[str, float]]:
         B = len(pairs)
         batch = self._pair_batch(pairs)
-        logps = self._logps(self.engine.model, batch)
+        logps, log_sum_sq = completion_logps(self.engine.model, batch,
+                                             micro_batch_size=self.cfg.optim.micro_batch_size,
+                                             with_log_sum_sq=self.cfg.loss.use_weighting)  # WPO's weights
         mask = batch.completion_mask
         c_lp, r_lp, c_m, r_m = logps[:B], logps[B:], mask[:B], mask[B:]
         width = logps.shape[1]
@@ -196,7 +200,8 @@ class DPOTrainer:
             ratio = rev - rev_ref
             hp.update(logratio_chosen_given_rejected=ratio[0], logratio_rejected_given_rejected=ratio[1],
                       logratio_rejected_given_chosen=ratio[2], logratio_chosen_given_chosen=ratio[3])
-        losses = self.loss_fn(c_lp, r_lp, c_m, r_m, ref_c, ref_r, **hp)
+        losses = weighted_preference_losses(self.loss_fn, c_lp, r_lp, c_m, r_m, ref_c, ref_r,
+                                            ld_alpha=self.cfg.loss.ld_alpha, log_sum_sq=log_sum_sq, **hp)
         loss = losses.mean()
         if self.cfg.loss.nll_coef:
             nll = -((c_lp * c_m).sum(-1) / c_m.sum(-1).clamp(min=1)).mean()
