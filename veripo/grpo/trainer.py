@@ -44,7 +44,8 @@ from veripo.io_utils import atomic_write_json
 from veripo.records import RolloutRecord
 from veripo.rewards import compute_rewards
 from veripo.rollout.control import build_controller
-from veripo.rollout.partial import generate_groups, require_partial
+from veripo.rollout.partial import generate_groups, partial_batch, require_partial, supports_partial
+from veripo.rollout.prompt_batch import PromptBatch
 from veripo.rollout.prune import build_pruner
 from veripo.rollout.sampler import PromptSampler
 from veripo.rollout.store import RolloutStore
@@ -187,6 +188,7 @@ class GRPOTrainer:
         self.train_engine = TrainEngine.create(self.model, self.optimizer, self.scheduler, cfg.dist,
                                                grad_clip=cfg.optim.grad_clip,
                                                micro_batch_size=cfg.optim.micro_batch_size)
+        self._step_prompts = None  # (samples, {"generate": ..., "update": ...}): the step's processed prompts
         self._spare = None  # a micro-batch kept for zero-weighted passes when this rank has no rows of its own
         self.store = RolloutStore(self.run_dir / "rollouts.jsonl")
         self.ref_model = None
@@ -316,13 +318,33 @@ class GRPOTrainer:
                   pruned_out: list[list[Completion]]) -> list[list[Completion]]:
         """``sizes[i]`` rollouts for ``samples[i]``: a tree of ``group_size`` leaves each with tree rollouts; with
         ARRoL pruning, ``sizes[i]`` survivors of a larger pool (the pruned go to ``pruned_out``, for metrics)."""
+        batch = self._prompts(samples, for_generation=True)
         if self.tree is not None:
-            return grow_trees(self.engine, samples, self.tree, self.params)
+            return grow_trees(self.engine, samples, self.tree, self.params, batch)
         if self.pruner is not None:
-            kept, pruned = self.pruner.generate(self.engine, step, samples, sizes, self.params, call)
+            kept, pruned = self.pruner.generate(self.engine, step, samples, sizes, self.params, call, batch)
             pruned_out.extend(pruned)
             return kept
-        return generate_groups(self.engine, samples, sizes, self.params)
+        return generate_groups(self.engine, samples, sizes, self.params, batch)
+
+    def _prompts(self, samples: list[Sample], for_generation: bool = False):
+        """The step's prompts, processed once (videos decoded, chat template, processor) and shared by generation
+        and the update: the processor batch on the HF engine. For generation on an engine that cannot continue
+        partial rollouts: None (it prepares its own inputs); on vLLM: its requests (the update builds the
+        processor batch itself)."""
+        if self._step_prompts is None or self._step_prompts[0] is not samples:
+            self._step_prompts = (samples, {})  # holds `samples`, so its identity cannot be reused by a new list
+        cache = self._step_prompts[1]
+        key = "generate" if for_generation else "update"
+        if key not in cache:
+            if for_generation:
+                batch = partial_batch(self.engine, samples) if supports_partial(self.engine) else None
+                cache["generate"] = batch
+                if isinstance(batch, PromptBatch):  # the HF engine's: the update reads the very same batch
+                    cache.setdefault("update", batch)
+            else:
+                cache["update"] = self.engine.prompt_batch(samples)
+        return cache[key]
 
     def _usable(self, samples: list[Sample]) -> list[Sample]:
         """The prompts whose video can be read; the others are set aside (named, counted)."""
@@ -606,7 +628,7 @@ class GRPOTrainer:
     def _update(self, samples, flat, advantages, keep, group_ids, scores, train_mask=None) -> dict[str, float]:
         """``train_mask`` [N, C] (tree rollouts with ``branch``): the completion tokens each row trains."""
         cfg = self.cfg
-        prompts = self.engine.prompt_batch(samples)
+        prompts = self._prompts(samples)
         index = group_ids.tolist()
         batch = build_sequences(prompts, index, [c.token_ids or [self.tokenizer.pad_token_id] for c in flat],
                                 self.tokenizer.pad_token_id)

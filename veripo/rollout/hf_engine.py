@@ -124,6 +124,8 @@ class HFEngine:
             gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
         else:
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        device = next(self.model.parameters()).device  # the processor's tensors are on the CPU
+        inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in inputs.items()}
         was_training = self.model.training
         self.model.eval()
         try:
@@ -131,13 +133,14 @@ class HFEngine:
         finally:
             self.model.train(was_training)
         prompt_len = inputs["input_ids"].shape[1]
-        seqs = result.sequences[:, prompt_len:]
-        # scores: tuple over steps of [N, V] processed logits (temperature/top-k/top-p applied)
-        if result.scores:
-            scores = torch.stack(result.scores, 1).float()
-            logps = torch.log_softmax(scores, -1).gather(-1, seqs[:, : scores.shape[1], None]).squeeze(-1)
-        else:
-            logps = torch.zeros(seqs.shape, dtype=torch.float32)
+        new_tokens = result.sequences[:, prompt_len:]
+        # scores: one [N, V] tensor of processed logits (temperature / top-k / top-p applied) per step; reduced
+        # step by step to the sampled token's log-prob, never stacked into an [N, steps, V] copy
+        logps = torch.zeros(new_tokens.shape, dtype=torch.float32)
+        for step, scores in enumerate(result.scores or ()):
+            picked = new_tokens[:, step: step + 1]
+            logps[:, step] = torch.log_softmax(scores.float(), -1).gather(-1, picked).squeeze(-1).cpu()
+        seqs = new_tokens.cpu()
         completions = []
         stop_set = set(stops)
         for row in range(seqs.shape[0]):

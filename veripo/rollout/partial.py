@@ -59,10 +59,12 @@ def sample_heads(engine: Any, batch: Any, counts: Sequence[int], params: Samplin
     return out
 
 
-def generate_groups(engine: Any, samples: Sequence[Any], counts: Sequence[int], params: SamplingParams
-                    ) -> list[list[Completion]]:
-    """``counts[i]`` complete rollouts of ``samples[i]`` through ``engine.generate`` (one call per distinct
-    count, prompt order kept; any engine)."""
+def generate_groups(engine: Any, samples: Sequence[Any], counts: Sequence[int], params: SamplingParams,
+                    batch: Any = None) -> list[list[Completion]]:
+    """``counts[i]`` complete rollouts of ``samples[i]`` (one engine call per distinct count, prompt order kept):
+    from ``batch`` (``partial_batch(engine, samples)``, already built) when given, else ``engine.generate``."""
+    if batch is not None:
+        return sample_heads(engine, batch, counts, params)
     out: list[list[Completion]] = [[] for _ in samples]
     for n in sorted({n for n in counts if n > 0}):
         idx = [i for i, m in enumerate(counts) if m == n]

@@ -94,14 +94,15 @@ class PrefixPruner:
         return kept, pruned
 
     def generate(self, engine: Any, step: int, samples: Sequence[Any], sizes: Sequence[int], params: SamplingParams,
-                 call: int = 0) -> tuple[list[list[Completion]], list[list[Completion]]]:
+                 call: int = 0, batch: Any = None) -> tuple[list[list[Completion]], list[list[Completion]]]:
         """(kept, pruned) rollouts per prompt, ``sizes[i]`` kept for prompt ``i``. In ``midgen`` mode the pruned
-        are heads of at most ``prefix_tokens`` tokens and only the kept are finished."""
+        are heads of at most ``prefix_tokens`` tokens and only the kept are finished. ``batch``:
+        ``partial_batch(engine, samples)`` if the caller has it already."""
         mode = self.resolve_mode(engine)
         pools = [self.pool_size(n) for n in sizes]
         if mode == "posthoc":
-            return self.prune(step, generate_groups(engine, samples, pools, params), sizes, call)
-        batch = partial_batch(engine, samples)
+            return self.prune(step, generate_groups(engine, samples, pools, params, batch), sizes, call)
+        batch = partial_batch(engine, samples) if batch is None else batch
         k = min(self.prefix_tokens, params.max_new_tokens)
         heads = sample_heads(engine, batch, pools, with_budget(params, k))
         kept, pruned = self.prune(step, heads, sizes, call)

@@ -59,13 +59,14 @@ class _Node:
     cuts: list[int]
 
 
-def grow_trees(engine: Any, samples: Sequence[Any], shape: TreeShape, params: SamplingParams
-               ) -> list[list[Completion]]:
+def grow_trees(engine: Any, samples: Sequence[Any], shape: TreeShape, params: SamplingParams,
+               batch: Any = None) -> list[list[Completion]]:
     """Grow one tree per sample (see the module doc); returns each tree's leaves as completions carrying
-    ``tree = {"path", "cuts"}``, in depth-first order of creation."""
+    ``tree = {"path", "cuts"}``, in depth-first order of creation. ``batch``: ``partial_batch(engine, samples)``
+    if the caller has it already."""
     require_partial(engine, "tree rollouts (rollout.tree_branches)")
     shape.check(params.max_new_tokens)
-    batch = partial_batch(engine, samples)
+    batch = partial_batch(engine, samples) if batch is None else batch
     empty = Completion(text="", token_ids=[], logps=[], finish_reason="length")
     frontier = [_Node(i, empty, [], []) for i in range(len(samples))]
     next_id = [1] * len(samples)
