@@ -1,7 +1,8 @@
 """Partial rollouts: sample a bounded head, then continue chosen heads later (tree rollouts, ARRoL pruning).
 
 An engine that can continue a partial rollout has ``continue_from(batch, prompt_index, prefixes, n, params)``
-(the HF engine; see :meth:`veripo.rollout.hf_engine.HFEngine.continue_from`). Because autoregressive sampling
+(the HF engine, :meth:`veripo.rollout.hf_engine.HFEngine.continue_from`, and the colocated vLLM engine, which sends
+the prompt as token ids followed by the prefix). Because autoregressive sampling
 factorises, ``head + continuation`` is distributed exactly as a rollout sampled in one go, and its log-probs
 are the concatenation of the two parts'.
 """
@@ -36,11 +37,11 @@ def with_budget(params: SamplingParams, max_new_tokens: int) -> SamplingParams:
     return dataclasses.replace(params, max_new_tokens=max_new_tokens)
 
 
-def join(tokenizer: Any, head: Completion, tail: Completion, tree: dict | None = None) -> Completion:
+def join(tokenizer: Any, head: Completion, tail: Completion) -> Completion:
     """``head`` followed by its continuation ``tail``: one completion (text decoded from the joined ids)."""
     ids = list(head.token_ids) + list(tail.token_ids)
     return Completion(text=tokenizer.decode(ids, skip_special_tokens=True).strip(), token_ids=ids,
-                      logps=list(head.logps) + list(tail.logps), finish_reason=tail.finish_reason, tree=tree)
+                      logps=list(head.logps) + list(tail.logps), finish_reason=tail.finish_reason)
 
 
 def is_finished(c: Completion, max_new_tokens: int) -> bool:
