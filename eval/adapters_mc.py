@@ -4,7 +4,8 @@
 benchmark    --annotations (as released)                            task breakdown / overall
 ===========  =====================================================  ==========================================
 videomme     ``videomme/test-00000-of-00001.parquet`` (lmms-lab)    task_type (+ duration, domain); micro
-mmvu         ``validation.json`` (yale-nlp/MMVU); MC subset only    subject; micro
+mmvu         ``validation.json`` (yale-nlp/MMVU); MC subset, or     subject; micro (MC); open-ended
+             all questions with ``--judge-url`` (LLM judge)         accuracy and all-questions reported apart
 tomato       ``data/`` folder or one ``data/<type>.json``           reasoning type (file name); micro
 lvbench      ``video_info.meta.jsonl`` (THUDM/LVBench)              each of a question's question_type; micro
 videommmu    ``<Track>/test-*.parquet`` (Perception/Comprehension/  track; micro
@@ -15,7 +16,9 @@ tempcompass  ``questions/multi-choice.json`` (or flat rows)         dimension; m
 
 Official scorers these follow (read for reference, not copied): lmms-eval ``tasks/videomme/utils.py``
 (letter A–D, micro accuracy), ``tasks/mmvu/utils.py`` (rule-based letter match; open-ended questions need an
-LLM judge and are left out, as in Video-R1's and VerIPO's MC subsets), yale-nlp/TOMATO ``src/get_score.py``
+LLM judge and are left out, as in Video-R1's and VerIPO's MC subsets — skipped and counted — unless
+``--judge-url`` names an OpenAI-compatible judge: then they are run too and judged CORRECT / INCORRECT
+against the gold answer, see :mod:`veripo.eval.open_ended`), yale-nlp/TOMATO ``src/get_score.py``
 (mean over all items), THUDM/LVBench ``lvbench/metrics/compute_accuracy.py`` (a question counts toward every
 one of its ``question_type`` labels; overall is over questions), lmms-eval ``tasks/videommmu/utils.py``
 (MMMU parsing; overall over items), lmms-eval ``tasks/mvbench/utils.py`` + OpenGVLab's leaderboard
@@ -29,6 +32,7 @@ from typing import Any
 
 from veripo.eval.benchmarks import (LETTERS, BenchmarkAdapter, ItemScore, letter_options, mean, per_task, register,
                                     require, short_hash)
+from veripo.eval.scoring import DEFAULT_MATCH
 
 _OPTION_LINE_RE = re.compile(r"^\s*\(?([A-J])[.)]\s*(.*)$")
 
@@ -99,14 +103,29 @@ class MMVU(BenchmarkAdapter):
     title = "MMVU (multiple-choice subset)"
     annotation_hint = "validation.json"
     video_hint = "{video_dir}/<path after 'videos/' in the row's video URL>, e.g. {video_dir}/Art/0.mp4"
-    scorer_reference = "lmms-eval tasks/mmvu/utils.py evaluate_with_rule_based (MC only)"
+    scorer_reference = ("lmms-eval tasks/mmvu/utils.py evaluate_with_rule_based (MC); open-ended: only with "
+                        "--judge-url (LLM judge, reported apart)")
+    has_open_ended = True
+
+    def is_open_ended(self, row):
+        return row.get("question_type") not in (None, "multiple-choice")
 
     def _collect(self, where, rec, file, out, errors):
-        if isinstance(rec, dict) and rec.get("question_type") not in (None, "multiple-choice"):
+        if isinstance(rec, dict) and self.is_open_ended(rec) and not self.open_ended:
             if errors is not None:
-                errors.append(f"{where}: skipped: {rec.get('question_type')} question (MC subset only)")
+                errors.append(f"{where}: skipped: {rec.get('question_type')} question (MC subset only; "
+                              "--judge-url scores them with an LLM judge)")
             return
         super()._collect(where, rec, file, out, errors)
+
+    def open_ended_input(self, row):
+        require(row, "id", "question", "answer")
+        return str(row["question"]).strip(), str(row["answer"]).strip()
+
+    def score_row(self, row, response, match=DEFAULT_MATCH):
+        if self.is_open_ended(row):
+            raise ValueError(f"{row.get('question_type')} question: only an LLM judge scores it (--judge-url)")
+        return super().score_row(row, response, match)
 
     def item_id(self, row):
         return str(row.get("id"))
@@ -116,6 +135,9 @@ class MMVU(BenchmarkAdapter):
         return str(meta.get("subject") or row.get("subject") or self._video_rel(row).split("/")[0] or "all")
 
     def _build(self, row):
+        if self.is_open_ended(row) and self.open_ended:
+            question, gold = self.open_ended_input(row)
+            return {"problem": question, "problem_type": "free-form", "solution": gold}
         require(row, "id", "question", "choices", "answer")
         choices = row["choices"]
         if not isinstance(choices, dict):

@@ -13,9 +13,14 @@ otherwise: VSI-Bench averages its task types, MVBench its 20 tasks).
     result = adapter.aggregate([item, ...])                              # {"overall", "tasks", ...}
 
 Prediction files (``veripo eval score``) are JSONL rows = a flat row + ``response``.
+
+``get_adapter("name:variant")`` picks one variant of an adapter that reads several benchmarks' files
+(``veripo_json:vsi_bench``). Questions only an LLM judge can score (MMVU's open-ended ones) are left out
+unless the adapter is taken ``with_open_ended()`` (``--judge-url``, :mod:`veripo.eval.open_ended`).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -31,7 +36,8 @@ from veripo.eval.scoring import (DEFAULT_MATCH, ItemScore, pick, score_mra, scor
 
 LETTERS = "ABCDEFGHIJ"
 VIDEO_EXTENSIONS = (".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov")
-_ADAPTER_MODULES = ("veripo.eval.adapter_vsibench", "veripo.eval.adapters_mc", "veripo.eval.adapter_samples")
+_ADAPTER_MODULES = ("veripo.eval.adapter_vsibench", "veripo.eval.adapters_mc", "veripo.eval.adapter_samples",
+                    "veripo.eval.adapter_veripo_json")
 _REGISTRY: dict[str, "BenchmarkAdapter"] = {}
 
 
@@ -52,11 +58,13 @@ def benchmark_names() -> list[str]:
 
 
 def get_adapter(name: str) -> "BenchmarkAdapter":
+    """The adapter registered as ``name`` (case, ``-`` and ``_`` ignored); ``"name:variant"`` -> its variant."""
     _load_all()
-    key = name.lower().replace("-", "").replace("_", "")
+    base, sep, variant = name.partition(":")
+    key = base.lower().replace("-", "").replace("_", "")
     for n, adapter in _REGISTRY.items():
         if n.replace("_", "") == key:
-            return adapter
+            return adapter.variant(variant) if sep else adapter
     raise DataError(f"unknown benchmark {name!r}; choose from: {', '.join(sorted(_REGISTRY))}")
 
 
@@ -178,6 +186,31 @@ class BenchmarkAdapter:
     video_hint: str = ""  # how videos are laid out under --video-dir
     scorer_reference: str = ""  # the official scorer this follows
     aggregation: str = "micro average over items"
+    has_open_ended: bool = False  # the benchmark has questions only an LLM judge can score (MMVU)
+    open_ended: bool = False  # this instance reads them too (with_open_ended); the registry's never does
+
+    # -- variants (one registry instance each; these return modified copies, never mutate it)
+    def variant(self, name: str) -> "BenchmarkAdapter":
+        """``get_adapter("name:variant")``; adapters reading several benchmarks' files override this."""
+        raise DataError(f"benchmark {self.name!r} has no variants (got {self.name}:{name})")
+
+    def with_open_ended(self) -> "BenchmarkAdapter":
+        """A copy that also reads and runs the open-ended questions, to be scored by an LLM judge."""
+        if not self.has_open_ended:
+            judged = ", ".join(n for n, a in sorted(_REGISTRY.items()) if a.has_open_ended)
+            raise DataError(f"benchmark {self.name!r} has no open-ended questions for an LLM judge "
+                            f"(--judge-url applies to: {judged})")
+        new = copy.copy(self)
+        new.open_ended = True
+        return new
+
+    def is_open_ended(self, row: dict[str, Any]) -> bool:
+        """Whether a flat row is a question only an LLM judge can score."""
+        return False
+
+    def open_ended_input(self, row: dict[str, Any]) -> tuple[str, str]:
+        """``(question, gold answer)`` of an open-ended row, for the judge; raise ValueError when malformed."""
+        raise NotImplementedError
 
     # -- reading
     def read_rows(self, path: str | Path, errors: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:

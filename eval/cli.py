@@ -6,6 +6,17 @@
                        --model CKPT --out runs/vsi_iter1 [--prompt reasoning|direct] [--fps 2 --max-frames 32 ...]
                        [--frame-transform drop:0.3|stride:2]
     veripo eval report --results runs/iter0 runs/iter1 ... --out report/
+
+VerIPO's own eval files, scored with VerIPO's calculate_score.py (adapter ``veripo_json``):
+
+    veripo eval run   --benchmark veripo_json --annotations VerIPO/evaluation/json/vsi_bench.json --video-dir DATA/ ...
+    veripo eval score --benchmark veripo_json:vsi_bench --predictions preds.jsonl
+
+MMVU's open-ended questions with an LLM judge (any OpenAI-compatible endpoint; reported apart, see
+``veripo.eval.open_ended``):
+
+    veripo eval score --benchmark mmvu --predictions preds.jsonl --judge-url http://127.0.0.1:8000/v1 \\
+                      --judge-model Qwen2.5-72B-Instruct [--judge-api-key KEY]
 """
 from __future__ import annotations
 
@@ -17,25 +28,66 @@ import sys
 from veripo.errors import VeripoError
 
 HELP = "Video benchmark harness: run a model, score predictions, report."
+BENCHMARK_HELP = ("benchmark name (veripo eval list); NAME:VARIANT picks one benchmark of a multi-benchmark "
+                  "adapter, e.g. veripo_json:vsi_bench (default: inferred from the file name)")
+
+
+JUDGE_HELP = """\
+Without --judge-url, open-ended questions are skipped and counted, and every score is as before.
+With it, they are run too and each one (question, gold answer, the model's extracted answer) is sent
+to the judge, which must reply CORRECT or INCORRECT (prompt: eval/answer_judge_prompt_v1.txt).
+Results add open_ended.accuracy (judged items only) and overall_all_questions; 'overall' stays the
+multiple-choice score. Garbage replies, timeouts and a dead endpoint are retried (2 retries with
+backoff); then the item is 'unjudged': named in a warning, counted in open_ended.n_unjudged and left
+out of both figures. The run never stops for the judge."""
+
+
+def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
+    """--judge-url / --judge-model / --judge-api-key: the LLM judge for open-ended questions."""
+    g = parser.add_argument_group("LLM judge for open-ended questions (MMVU)", JUDGE_HELP)
+    g.add_argument("--judge-url", help="base URL of an OpenAI-compatible chat endpoint, with /v1 "
+                                       "(vLLM, `veripo serve-judge`, a hosted API), e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--judge-model", default="judge", help="model name sent to the judge endpoint (default: judge)")
+    g.add_argument("--judge-api-key", help="API key of the judge endpoint (default: $VERIPO_JUDGE_API_KEY, "
+                                           "else none)")
+
+
+SCORE_EPILOG = """examples:
+  veripo eval score --benchmark vsibench --predictions preds.jsonl --out scores.json
+  veripo eval score --benchmark veripo_json:vsi_bench --predictions preds.jsonl     # VerIPO calculate_score.py
+  veripo eval score --benchmark mmvu --predictions preds.jsonl --judge-url http://127.0.0.1:8000/v1 \\
+                    --judge-model Qwen2.5-72B-Instruct                               # + open-ended questions
+"""
+RUN_EPILOG = """examples:
+  veripo eval run --benchmark veripo_json --annotations VerIPO/evaluation/json/vsi_bench.json \\
+                  --video-dir DATA/ --model CKPT --out runs/vsi          # videos at DATA/<video_path>
+  veripo eval run --benchmark mmvu --annotations validation.json --video-dir MMVU/videos --model CKPT \\
+                  --out runs/mmvu --judge-url http://127.0.0.1:8000/v1   # also runs the open-ended questions
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("list", help="list the benchmarks, their annotation files and video layouts")
 
-    sc = sub.add_parser("score", help="score a predictions JSONL (benchmark rows as published + 'response')")
-    sc.add_argument("--benchmark", required=True)
+    sc = sub.add_parser("score", help="score a predictions JSONL (benchmark rows as published + 'response')",
+                        epilog=SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sc.add_argument("--benchmark", required=True, help=BENCHMARK_HELP)
     sc.add_argument("--predictions", required=True, help="JSONL: one benchmark row + 'response' per line")
     sc.add_argument("--out", help="also write the result JSON here")
     sc.add_argument("--match", choices=("strict", "lenient"), default="strict",
                     help="letter rule for the headline score: strict = VerIPO calculate_score.py (default), "
                          "lenient = extract the one letter the answer commits to; both are in overall_by_match")
+    add_judge_arguments(sc)
 
-    rn = sub.add_parser("run", help="generate answers with a model and score them (resumable)")
+    rn = sub.add_parser("run", help="generate answers with a model and score them (resumable)",
+                        epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     from veripo.eval.runner import EvalSettings
 
     defaults = EvalSettings()
-    rn.add_argument("--benchmark", required=True)
+    rn.add_argument("--benchmark", required=True, help=BENCHMARK_HELP)
     rn.add_argument("--annotations", required=True, help="the benchmark's annotation file/folder as released")
     rn.add_argument("--video-dir", help="folder with the benchmark's videos")
     rn.add_argument("--model", required=True, help="checkpoint folder or model id")
@@ -51,6 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         rn.add_argument("--" + name.replace("_", "-"), type=typ, default=getattr(defaults, name),
                         help=f"{helps[name]} (default {getattr(defaults, name)})")
     rn.add_argument("--no-judge", action="store_true", help="skip the inconsistency-rate judge")
+    add_judge_arguments(rn)
 
     rp = sub.add_parser("report", help="tables + plot comparing result folders (e.g. one per loop iteration)")
     rp.add_argument("--results", nargs="+", required=True, help="run output folders (or parents of several)")
@@ -71,12 +124,28 @@ def _list(args) -> int:
     return 0
 
 
+def answer_judge(args: argparse.Namespace, benchmark: str):
+    """The LLM judge for open-ended questions named by --judge-url, or None; refused for a benchmark that
+    has no open-ended questions (before any model is loaded)."""
+    if not getattr(args, "judge_url", None):
+        return None
+    from veripo.eval.answer_judge import build_answer_judge
+    from veripo.eval.benchmarks import get_adapter
+
+    get_adapter(benchmark).with_open_ended()
+    return build_answer_judge(args.judge_url, model=args.judge_model, api_key=args.judge_api_key)
+
+
 def _score(args) -> int:
     from veripo.eval.benchmarks import get_adapter
-    from veripo.eval.predictions import score_predictions_file
+    from veripo.eval.open_ended import open_ended_summary, score_predictions
     from veripo.io_utils import atomic_write_json
 
-    result, _ = score_predictions_file(get_adapter(args.benchmark), args.predictions, args.match)
+    judge = answer_judge(args, args.benchmark)
+    result, _ = score_predictions(get_adapter(args.benchmark), args.predictions, args.match, judge,
+                                  log=lambda msg: print(msg, file=sys.stderr))
+    if judge is not None:
+        print(open_ended_summary(result), file=sys.stderr)
     for msg in result["malformed"]:
         print(f"warning: {msg}", file=sys.stderr)
     if result["n_malformed"]:
@@ -120,8 +189,9 @@ def _run(args) -> int:
 
     names = {f.name for f in dataclasses.fields(EvalSettings)}
     settings = EvalSettings(**{k: v for k, v in vars(args).items() if k in names})
+    judge = answer_judge(args, settings.benchmark)
     engine = build_engine(args.model, settings, args.engine)
-    run_eval(settings, engine, args.out, judge_fn=None if args.no_judge else "default")
+    run_eval(settings, engine, args.out, judge_fn=None if args.no_judge else "default", answer_judge=judge)
     return 0
 
 

@@ -17,6 +17,10 @@ Files in ``out_dir``:
 ``scores.jsonl``      the per-item scores; ``results.json``: overall + per-task scores, reasoning metrics, counts
                       of rows set aside (bad rows, missing/corrupt videos, generation failures) with the reasons.
 ``clips/<transform>/`` the perturbed clips when a frame transform is set (robustness runs).
+
+``answer_judge`` (``--judge-url``): an LLM judge for open-ended questions (MMVU). They are then run too, and
+scored by the judge apart from the rest (:mod:`veripo.eval.open_ended`: ``open_ended`` accuracy,
+``overall_all_questions``; unjudged items named and left out). ``overall`` keeps its meaning either way.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from veripo.config import doc
 from veripo.data.schema import Sample
 from veripo.errors import VeripoError
 from veripo.eval.benchmarks import BenchmarkAdapter, get_adapter, read_records
-from veripo.eval.predictions import MAX_LISTED_ERRORS, score_predictions_file
+from veripo.eval.open_ended import open_ended_summary, score_predictions
+from veripo.eval.predictions import MAX_LISTED_ERRORS
 from veripo.eval.reasoning_metrics import JudgeFn, reasoning_metrics
 from veripo.eval.robustness import FrameTransform, parse_frame_transform, transform_clip
 from veripo.io_utils import JsonlAppender, atomic_write_json, atomic_write_text
@@ -154,11 +159,15 @@ def _perturbed_clip(sample: Sample, transform: FrameTransform, out_dir: Path) ->
 
 
 def run_eval(settings: EvalSettings, engine: Any, out_dir: str | Path, judge_fn: JudgeFn | None | str = "default",
-             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Generate answers for every not-yet-answered question, then score everything in predictions.jsonl."""
+             log: Callable[[str], None] = print, answer_judge: Any = None) -> dict[str, Any]:
+    """Generate answers for every not-yet-answered question, then score everything in predictions.jsonl.
+    ``answer_judge`` (:func:`veripo.eval.answer_judge.build_answer_judge`) also runs and judges the
+    benchmark's open-ended questions."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     adapter = get_adapter(settings.benchmark)
+    if answer_judge is not None:
+        adapter = adapter.with_open_ended()
     if settings.prompt not in ("reasoning", "direct"):
         raise VeripoError(f"prompt must be 'reasoning' or 'direct', got {settings.prompt!r}")
     _set_prompt_mode(engine, settings.prompt == "reasoning")
@@ -192,7 +201,7 @@ def run_eval(settings: EvalSettings, engine: Any, out_dir: str | Path, judge_fn:
             sink.write_many(rows)
             answered += len(rows)
     gen_s = time.time() - started
-    result, items = score_predictions_file(adapter, pred_path, settings.match)
+    result, items = score_predictions(adapter, pred_path, settings.match, answer_judge, log)
     predictions = [rec for _, rec in read_records(pred_path) if isinstance(rec, dict)]
     result["reasoning"] = reasoning_metrics(predictions, judge_fn)
     result["settings"] = dataclasses.asdict(settings)
@@ -205,6 +214,8 @@ def run_eval(settings: EvalSettings, engine: Any, out_dir: str | Path, judge_fn:
     atomic_write_json(out_dir / "results.json", result)
     log(f"{adapter.name}: overall {result['overall']:.4f} ({settings.match}) over {result['n_scored']} questions; "
         f"results in {out_dir / 'results.json'}")
+    if "open_ended" in result:
+        log(open_ended_summary(result))
     return result
 
 

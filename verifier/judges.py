@@ -10,7 +10,8 @@
 * :class:`HFJudge` — a local Hugging Face model, in-process (``veripo.models.load_policy``).
 
 LLM judges render the versioned prompt (``judge_prompt_v1.txt``), parse the reply with
-:func:`parse_verdict`, retry garbage / errors / timeouts with exponential backoff
+:func:`parse_verdict` (``render`` / ``parse_reply`` are overridable: ``veripo.eval.answer_judge`` reuses this
+client to ask CORRECT / INCORRECT), retry garbage / errors / timeouts with exponential backoff
 (``backoff_s * 2**k``), then return ``unjudged`` — never raise, never pass silently. Every result names
 the judge that produced it.
 """
@@ -189,6 +190,11 @@ class LLMJudge:
         return self.template.format(question=item.question, think=item.think or "(empty)",
                                     answer=item.answer or "(empty)")
 
+    def parse_reply(self, text: str | None) -> str | None:
+        """The verdict in a reply, ``None`` for garbage (retried). Subclasses judging another question
+        override this together with :meth:`render` (e.g. ``veripo.eval.answer_judge``: correct / incorrect)."""
+        return parse_verdict(text)
+
     def _complete(self, prompt: str, temperature: float) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -203,7 +209,7 @@ class LLMJudge:
             try:
                 with self._slots:
                     reply = self._complete(prompt, temperature)
-                verdict = parse_verdict(reply)
+                verdict = self.parse_reply(reply)
                 if verdict:
                     return JudgeResult(verdict, self.name, detail=(reply or "")[:300], attempts=attempt,
                                        latency_s=time.perf_counter() - t0)
@@ -231,13 +237,14 @@ class LLMJudge:
 
 
 class OpenAIJudge(LLMJudge):
-    def __init__(self, cfg: JudgeConfig):
+    def __init__(self, cfg: JudgeConfig, api_key: str | None = None):
+        """``api_key``: sent as is; when unset, the ``cfg.api_key_env`` variable (a placeholder if unset too)."""
         super().__init__(cfg)
         if not cfg.url:
             raise ValueError("judge.kind=openai needs judge.url (e.g. http://127.0.0.1:8000/v1)")
         from openai import OpenAI
 
-        self.client = OpenAI(base_url=cfg.url, api_key=os.environ.get(cfg.api_key_env) or "EMPTY",
+        self.client = OpenAI(base_url=cfg.url, api_key=api_key or os.environ.get(cfg.api_key_env) or "EMPTY",
                              timeout=cfg.timeout_s, max_retries=0)
         self.name = f"openai:{cfg.model}@{cfg.url}"
 
