@@ -171,3 +171,23 @@ def test_reward_rises_with_tree_rollouts_and_branch_advantages(warm_policy, tmp_
     acc = [m["reward/accuracy"] for m in metrics]
     assert sum(acc[-5:]) / 5 > sum(acc[:5]) / 5 + 0.15, acc
     assert all(m["tree/decode_saving"] > 0 for m in metrics)
+
+
+def test_rollout_logprobs_are_the_policys_sampling_distribution(engine, synth_task):
+    """The recorded log-probs equal a teacher-forced forward at the rollout temperature, even when the checkpoint's
+    generation_config carries other sampling defaults (Qwen2.5-VL ships top_k=1, repetition_penalty=1.05)."""
+    from veripo.sequences import build_sequences, completion_logps
+
+    gc = engine.model.generation_config
+    gc.temperature, gc.top_k, gc.top_p, gc.repetition_penalty = 0.01, 1, 0.001, 1.5
+    samples = load_samples(synth_task / "val.jsonl")[:2]
+    torch.manual_seed(0)
+    groups = engine.generate(samples, n=3, params=SamplingParams(temperature=0.7, max_new_tokens=20))
+    flat = [c for g in groups for c in g]
+    assert len({tuple(c.token_ids) for c in flat}) > 1  # sampled at 0.7, not the checkpoint's near-greedy default
+    batch = build_sequences(engine.prompt_batch(samples), [0, 0, 0, 1, 1, 1], [c.token_ids for c in flat],
+                            engine.tokenizer.pad_token_id)
+    with torch.no_grad():
+        forced, _ = completion_logps(engine.model, batch, temperature=0.7)
+    for i, c in enumerate(flat):
+        assert torch.allclose(torch.tensor(c.logps), forced[i, : len(c.token_ids)], atol=2e-3), i  # cached decoding vs one forward

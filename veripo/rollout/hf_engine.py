@@ -3,7 +3,9 @@
 Batched and left-padded, KV cache on, G samples per prompt through ``num_return_sequences``, stop on EOS
 or right after ``</answer>``, vision placeholder tokens suppressed (a sampled ``<|video_pad|>`` would break
 the next forward). Per-token log-probs of the sampled tokens under the *sampling* distribution (after
-temperature / top-k / top-p) are returned as vLLM does.
+temperature / top-k / top-p) are returned as vLLM does, recorded step by step (``SampledLogprobs``). The
+checkpoint's own sampling defaults (Qwen2.5-VL ships temperature 1e-6, top-k 1, repetition penalty 1.05) are
+switched off: rollouts sample the policy's distribution under ``SamplingParams`` only.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 from typing import Any, Sequence
 
 import torch
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from veripo.rollout.prompt_batch import PromptBatch, build_prompt_batch
 from veripo.sequences import extend_prompts, select_prompts
@@ -42,6 +45,38 @@ def suppressed_token_ids(tokenizer) -> list[int]:
         if tid is not None and tid != tokenizer.unk_token_id:
             out.append(tid)
     return out
+
+
+class SampledLogprobs:
+    """A logits processor, last in ``generate``'s chain, that keeps the log-prob of each sampled token under the
+    distribution it was sampled from (after suppression, temperature, top-k, top-p), holding one ``[N, V]``
+    distribution at a time: at step ``s`` the token chosen at step ``s - 1`` is the last column of ``input_ids``.
+    (``output_scores=True`` would keep every step's ``[N, V]`` scores: 30 GB for 64 rollouts of 768 tokens over a
+    152k vocabulary.) Call :meth:`finish` with the final sequences for the last token."""
+
+    def __init__(self) -> None:
+        self._previous: torch.Tensor | None = None
+        self.logps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self._take(input_ids[:, -1:])
+        self._previous = torch.log_softmax(scores.float(), -1)
+        return scores
+
+    def _take(self, tokens: torch.Tensor) -> None:
+        if self._previous is not None:
+            self.logps.append(self._previous.gather(-1, tokens).squeeze(-1).cpu())
+            self._previous = None
+
+    def finish(self, new_tokens: torch.Tensor) -> torch.Tensor:
+        """``[N, steps]`` float32 log-probs of ``new_tokens`` (the generated part of the sequences)."""
+        if new_tokens.shape[1]:
+            self._take(new_tokens[:, -1:])
+        out = torch.zeros(new_tokens.shape, dtype=torch.float32)
+        if self.logps:
+            got = torch.stack(self.logps, 1)
+            out[:, : got.shape[1]] = got[:, : out.shape[1]]
+        return out
 
 
 class HFEngine:
@@ -115,15 +150,23 @@ class HFEngine:
         tok = self.tokenizer
         stops = stop_token_ids(tok, params.stop_at_answer)
         greedy = params.temperature <= 0
+        recorder = SampledLogprobs()
+        chain = []  # the sampling warpers, in HF's own order, then the recorder; HF's are switched off
+        if not greedy:
+            if params.temperature != 1.0:
+                chain.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_k:
+                chain.append(TopKLogitsWarper(top_k=params.top_k))
+            if params.top_p < 1.0:
+                chain.append(TopPLogitsWarper(top_p=params.top_p))
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=params.max_new_tokens, do_sample=not greedy, num_return_sequences=n,
             suppress_tokens=suppressed_token_ids(tok), eos_token_id=stops, pad_token_id=tok.pad_token_id,
-            return_dict_in_generate=True, output_scores=True, use_cache=True,
+            return_dict_in_generate=True, use_cache=True, logits_processor=LogitsProcessorList(chain + [recorder]),
+            repetition_penalty=1.0,  # neutral values, not the checkpoint's defaults
         )
-        if not greedy:
-            gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
-        else:
-            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        if not greedy:  # HF's own warpers off (ours are in the chain, before the recorder)
+            gen_kwargs.update(temperature=1.0, top_p=1.0, top_k=0)
         device = next(self.model.parameters()).device  # the processor's tensors are on the CPU
         inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in inputs.items()}
         was_training = self.model.training
@@ -134,12 +177,7 @@ class HFEngine:
             self.model.train(was_training)
         prompt_len = inputs["input_ids"].shape[1]
         new_tokens = result.sequences[:, prompt_len:]
-        # scores: one [N, V] tensor of processed logits (temperature / top-k / top-p applied) per step; reduced
-        # step by step to the sampled token's log-prob, never stacked into an [N, steps, V] copy
-        logps = torch.zeros(new_tokens.shape, dtype=torch.float32)
-        for step, scores in enumerate(result.scores or ()):
-            picked = new_tokens[:, step: step + 1]
-            logps[:, step] = torch.log_softmax(scores.float(), -1).gather(-1, picked).squeeze(-1).cpu()
+        logps = recorder.finish(new_tokens)
         seqs = new_tokens.cpu()
         completions = []
         stop_set = set(stops)
