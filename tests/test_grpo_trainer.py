@@ -119,3 +119,25 @@ def test_each_estimator_aggregation_and_loss_is_selectable(estimator, agg, loss,
             assert r["advantage"] == pytest.approx(float(adv.mean()), abs=1e-5)
     changed = any(not torch.equal(b, p) for b, p in zip(before, (p for p in trainer.model.parameters() if p.requires_grad)))
     assert changed == bool(any(r["kept"] and abs(r["advantage"]) > 0 for r in rollouts)) or loss == "drpo"
+
+
+def test_step_advantages_applies_gdro_weights_dynamic_sampling_and_the_tree_layout():
+    from veripo.algos import get_advantage_estimator
+    from veripo.grpo.advantage_step import row_advantages, step_advantages
+    from veripo.grpo.config import AlgoConfig
+    from veripo.rewards import RewardSpec
+    from veripo.rollout.types import Completion
+
+    groups = [[Completion("a", [1, 2], [-0.1, -0.1], "stop"), Completion("b", [3], [-0.2], "stop")],
+              [Completion("c", [4], [-0.1], "stop"), Completion("d", [5], [-0.1], "stop")]]
+    scores = {"accuracy": [1.0, 0.0, 1.0, 1.0], "format": [1.0, 1.0, 1.0, 1.0], "total": [1.5, 0.5, 1.5, 1.5]}
+    grpo = get_advantage_estimator("grpo")
+    plain = grpo(torch.tensor(scores["total"]), torch.tensor([0, 0, 1, 1])).advantages
+    out = step_advantages(grpo, AlgoConfig(dynamic_sampling=True), RewardSpec(), scores, groups, [2.0, 1.0])
+    assert torch.allclose(out.advantages, plain * torch.tensor([2.0, 2.0, 1.0, 1.0]))  # GDRO Eq 16 multipliers
+    assert out.keep.tolist() == [True, True, False, False]  # group 1 all agree: no signal, masked
+    assert out.train_mask is None
+    tree = step_advantages(get_advantage_estimator("branch"), AlgoConfig(), RewardSpec(), scores, groups)
+    assert tree.advantages.shape == (4, 2) and tree.train_mask.tolist() == [[1, 1], [1, 0], [1, 0], [1, 0]]
+    # flat groups under branch: GRPO with the unbiased std, per token; stored as the mean over trained tokens
+    assert torch.allclose(row_advantages(tree.advantages, tree.train_mask), plain, atol=1e-3)  # eps 1e-8 vs 1e-4

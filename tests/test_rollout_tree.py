@@ -132,9 +132,10 @@ def test_grpo_on_trees_trains_each_segment_once_and_stores_the_trees(warm_policy
         recs = [r for r in rollouts if r["step"] == step]
         assert len(recs) <= 2 * 4
         # the stored trees rebuild the step's layout: same decoded-token count as the run measured
+        from veripo.grpo.rollout_records import groups_from_records
         from veripo.records import RolloutRecord
 
-        _, groups = trainer._from_records([RolloutRecord.from_dict(r) for r in recs])
+        _, groups = groups_from_records([RolloutRecord.from_dict(r) for r in recs])
         layout = tree_layout(groups, max(len(c.token_ids) for g in groups for c in g))
         m = metrics[step]
         assert m["tree/decoded_tokens"] == layout.train_mask.sum().item() < m["tree/leaf_tokens"]

@@ -25,7 +25,6 @@ averaged gradient equals the one-process gradient; metrics are averaged over ran
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import logging
 import time
@@ -39,7 +38,9 @@ import torch
 from veripo.algos import get_advantage_estimator, get_policy_loss
 from veripo.config import save_config
 from veripo.data.schema import Sample, load_samples
+from veripo.grpo.advantage_step import row_advantages, step_advantages
 from veripo.grpo.config import GRPOConfig
+from veripo.grpo.rollout_records import groups_from_records, records_from_groups
 from veripo.io_utils import atomic_write_json
 from veripo.records import RolloutRecord
 from veripo.rewards import compute_rewards
@@ -74,17 +75,6 @@ def make_engine(cfg: GRPOConfig, model, processor):
 
         return VLLMEngine.from_config(cfg, model, processor)
     raise ValueError(f"rollout.engine must be 'hf' or 'vllm', got {cfg.rollout.engine!r}")
-
-
-def _accepts(fn, name: str) -> bool:
-    params = inspect.signature(fn).parameters
-    return name in params
-
-
-def _rollout_index(record: RolloutRecord) -> tuple[int, str]:
-    """A rollout's position in its group (``...-07`` -> 7; numeric, so groups larger than 100 sort right)."""
-    tail = record.rollout_id.rsplit("-", 1)[-1]
-    return (int(tail), "") if tail.isdigit() else (0, record.rollout_id)
 
 
 def micro_batches(group_ids: list[int], size: int, whole_groups: bool = False) -> list[tuple[int, int]]:
@@ -134,15 +124,6 @@ def tree_shape(cfg: GRPOConfig) -> TreeShape | None:
             raise ValueError(f"rollout.tree_branches with {key}={value} is not supported: a tree fixes its own "
                              "number of leaves; use one or the other")
     return shape
-
-
-def row_advantages(advantages: torch.Tensor, train_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """One advantage per rollout for the store: token-level advantages [N, T] averaged over the tokens the row
-    trains (all of them without ``train_mask``)."""
-    if advantages.dim() == 1:
-        return advantages
-    mask = torch.ones_like(advantages) if train_mask is None else train_mask.to(advantages.dtype)
-    return (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 class GRPOTrainer:
@@ -393,7 +374,7 @@ class GRPOTrainer:
         pruned: list[list[Completion]] = []
         te = self.train_engine
         if replayed:
-            samples, groups = self._from_records(replayed)
+            samples, groups = groups_from_records(replayed)
             if te.world_size > 1:  # this rank's share, in the order the sampler gave the prompts
                 samples, groups = self._replay_share(step, samples, groups)
         else:
@@ -417,46 +398,17 @@ class GRPOTrainer:
         sizes = [len(g) for g in groups]
         offsets = [sum(sizes[:g]) for g in range(len(sizes) + 1)]
         flat = [c for g in groups for c in g]
-        flat_samples = [s for s, n in zip(samples, sizes) for _ in range(n)]
-        texts = [c.text for c in flat]
-        scores = compute_rewards(texts, flat_samples, cfg.reward)
+        scores = compute_rewards([c.text for c in flat], [s for s, n in zip(samples, sizes) for _ in range(n)],
+                                 cfg.reward)
         group_ids = torch.arange(len(samples)).repeat_interleave(torch.tensor(sizes))
-        components = [k for k in scores if k != "total"]
-        if cfg.algo.decoupled_rewards:
-            reward_tensor = torch.tensor([scores[k] for k in components], dtype=torch.float32).T
-        else:
-            reward_tensor = torch.tensor(scores["total"], dtype=torch.float32)
-        est_kwargs = dict(cfg.algo.advantage_kwargs)
-        if cfg.algo.decoupled_rewards and _accepts(self.estimator, "reward_weights"):
-            est_kwargs.setdefault("reward_weights", [float(cfg.reward.weights[k]) for k in components])
-        if _accepts(self.estimator, "seq_logps"):
-            est_kwargs["seq_logps"] = torch.tensor([sum(c.logps) / max(1, len(c.logps)) for c in flat])
-        if _accepts(self.estimator, "correct") and "accuracy" in scores:
-            est_kwargs["correct"] = torch.tensor(scores["accuracy"]) >= 1.0
-        layout = None
-        if _accepts(self.estimator, "parent_ids") and "parent_ids" not in est_kwargs:  # branch: nodes of the trees
-            layout = tree_layout(groups, max(1, max(len(c.token_ids) for c in flat)))
-            if est_kwargs.pop("prob_weighted", False):
-                est_kwargs["edge_logps"] = layout.edge_logps
-            est_kwargs.update(parent_ids=layout.parent_ids, token_node_ids=layout.token_node_ids)
-            result = self.estimator(layout.node_rewards(reward_tensor), layout.group_ids, **est_kwargs)
-        else:
-            result = self.estimator(reward_tensor, group_ids, **est_kwargs)
-        keep = result.keep_mask.clone()
+        adv = step_advantages(self.estimator, cfg.algo, cfg.reward, scores, groups,
+                              self.controller.advantage_weights(samples))
+        advantages, keep, train_mask = adv.advantages, adv.keep, adv.train_mask
         totals = torch.tensor(scores["total"])
-        if cfg.algo.dynamic_sampling:
-            from veripo.algos.filters import dynamic_sampling_mask
-
-            keep &= dynamic_sampling_mask(totals, group_ids)
-        advantages = result.advantages
-        weights = self.controller.advantage_weights(samples)
-        if weights is not None:  # GDRO Eq 16: A_ij <- A_ij min(w(bin(x_i)), w_max)
-            per_rollout = torch.tensor(weights, dtype=advantages.dtype)[group_ids]
-            advantages = advantages * per_rollout.view(-1, *([1] * (advantages.dim() - 1)))
         t_score = time.perf_counter() - t0 - t_gen
-        train_mask = layout.train_mask if layout is not None else None
-        self._store_records(step, self._records(step, samples, groups, scores, row_advantages(advantages, train_mask),
-                                                keep, t_gen) if not replayed else [], replayed)
+        self._store_records(step, [] if replayed else records_from_groups(
+            step, samples, groups, scores, row_advantages(advantages, train_mask), keep, t_gen, self._prompt_text,
+            lambda c: {"p_hat": self.pruner.p_hat([c])[0]} if self.pruner is not None else {}), replayed)
         correct_flat = (torch.tensor(scores.get("accuracy", scores["total"])) >= 1.0).tolist()
         control_metrics = self._observe(
             samples, [scores["total"][offsets[g]:offsets[g + 1]] for g in range(len(samples))],
@@ -483,7 +435,7 @@ class GRPOTrainer:
             "lr": self._lr(),
             "time/generate_s": t_gen, "time/score_s": t_score, "time/update_s": t_update,
             "tokens_per_s": sum(lengths) / max(t_gen, 1e-9),
-            **{f"adv/{k}": float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
+            **{f"adv/{k}": float(v) for k, v in adv.metrics.items() if isinstance(v, (int, float))},
             **update_metrics,
         })
         if self.tree is not None:
@@ -585,40 +537,12 @@ class GRPOTrainer:
                                                                  self.cfg.reward)["total"]) / len(gone)
         return out
 
-    def _from_records(self, records: list[RolloutRecord]) -> tuple[list[Sample], list[list[Completion]]]:
-        """A stored step's prompts and groups, each group as large as it was when sampled."""
-        by_group: dict[str, list[RolloutRecord]] = {}
-        for r in records:
-            by_group.setdefault(r.group_id, []).append(r)
-        samples, groups = [], []
-        for recs in by_group.values():
-            recs.sort(key=_rollout_index)
-            samples.append(Sample.from_dict(recs[0].sample))
-            groups.append([Completion(r.response, r.token_ids, r.logps, r.finish_reason, tree=r.extra.get("tree"))
-                           for r in recs])
-        return samples, groups
-
-    def _records(self, step, samples, groups, scores, advantages, keep, t_gen) -> list[RolloutRecord]:
+    def _prompt_text(self, sample: Sample) -> str:
+        if hasattr(self.engine, "prompt_text"):
+            return self.engine.prompt_text(sample)
         from veripo.prompts import question_text
 
-        out = []
-        i = 0
-        for sample, comps in zip(samples, groups):
-            prompt = self.engine.prompt_text(sample) if hasattr(self.engine, "prompt_text") else None
-            for j, c in enumerate(comps):
-                extra = {"p_hat": self.pruner.p_hat([c])[0]} if self.pruner is not None else {}
-                if c.tree:
-                    extra["tree"] = c.tree
-                out.append(RolloutRecord(
-                    rollout_id=f"{step:06d}-{sample.problem_id}-{j:02d}", step=step,
-                    group_id=f"{step:06d}-{sample.problem_id}", sample=sample.to_dict(),
-                    prompt=prompt or question_text(sample), response=c.text, token_ids=c.token_ids, logps=c.logps,
-                    rewards={k: v[i] for k, v in scores.items()},
-                    advantage=float(advantages[i]) if bool(keep[i]) else None, kept=bool(keep[i]),
-                    finish_reason=c.finish_reason, timings={"generate_s": t_gen / max(1, len(samples))},
-                    extra=extra))
-                i += 1
-        return out
+        return question_text(sample)
 
     def _ref_context(self):
         if self.cfg.algo.beta > 0 and self.ref_model is None:
