@@ -220,3 +220,27 @@ def test_roc_auc_needs_both_classes():
     assert roc_auc([0.1, 0.2], [1, 1]) is None
     assert roc_auc([0.1, 0.9, 0.5], [0, 1, 0]) == 1.0
     assert math.isclose(roc_auc([0.5, 0.5], [0, 1]), 0.5)
+
+
+def test_quality_head_learns_a_separable_outcome_and_round_trips():
+    from veripo.algos.controllers import roc_auc
+    from veripo.algos.quality_head import QualityHead
+
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(200, 16, generator=gen) * torch.linspace(0.5, 3.0, 16)  # unequal scales: standardised
+    labels = (feats[:, 3] / 1.2 - feats[:, 7] / 1.8 > 0).float()
+    head = QualityHead(history=256)
+    assert not head.fitted and head.predict(feats[:4]).tolist() == [0.5] * 4
+    head.update(feats[:5], torch.ones(5))
+    assert not head.fitted  # one outcome only: nothing to learn yet
+    head.update(feats[5:150], labels[5:150])
+    assert head.fitted
+    held_out = head.predict(feats[150:])
+    assert roc_auc(held_out.tolist(), labels[150:].int().tolist()) > 0.95
+    again = QualityHead()
+    again.load_state_dict(head.state_dict())
+    assert torch.equal(again.predict(feats[150:]), held_out)
+    head.update(feats[150:], labels[150:])
+    assert head.features.shape[0] == 200 and QualityHead(history=50).history == 50
+    with pytest.raises(ValueError, match="dimensions"):
+        head.update(torch.zeros(2, 3), torch.zeros(2))

@@ -228,3 +228,24 @@ def test_arrol_pruning_keeps_the_budget_and_reports_what_it_pruned(mode, warm_po
     assert len(ckpt["labels"]) == 8  # step 0's survivors calibrated the head before the step-1 checkpoint
     assert trainer.pruner.pruner.state_dict()["labels"][:8] == ckpt["labels"]
     assert torch.is_tensor(ckpt["rng"])
+
+
+def test_arrol_learned_head_fits_on_survivors_hidden_states_and_is_checkpointed(warm_policy, synth_task, tmp_path):
+    out = tmp_path / "run"
+    cfg = grpo_cfg(warm_policy, synth_task, out, "run.steps=3", "run.save_every=2", "rollout.prompts_per_step=2",
+                   "rollout.max_new_tokens=24", "rollout.prune=arrol",
+                   "rollout.prune_kwargs={pool_factor: 2.0, prefix_tokens: 6, head: learned, trust_head: always}")
+    trainer = GRPOTrainer(cfg)
+    trainer.train()
+    metrics = read_jsonl(out / "metrics.jsonl")
+    assert all("prune/head_fitted" in m for m in metrics)
+    state = load_trainer_state(latest_checkpoint(out))["trainer"]["pruner"]["quality_head"]
+    hidden = trainer.model.config.get_text_config().hidden_size
+    assert state["features"].shape == (2 * 8, hidden)  # steps 0 and 1: 8 survivors each, with their states
+    head = trainer.pruner.quality_head
+    assert head.features.shape == (3 * 8, hidden) and head.fitted == bool(head.labels.min() != head.labels.max())
+    rollouts = read_jsonl(out / "rollouts.jsonl")
+    assert all(0.0 <= r["p_hat"] <= 1.0 for r in rollouts)
+    with pytest.raises(ValueError, match="needs mode=midgen"):
+        GRPOTrainer(grpo_cfg(warm_policy, synth_task, tmp_path / "x", "rollout.prune=arrol",
+                             "rollout.prune_kwargs={head: learned, mode: posthoc}"))

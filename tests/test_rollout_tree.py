@@ -14,6 +14,7 @@ from veripo.io_utils import read_jsonl
 from veripo.rollout.partial import require_partial
 from veripo.rollout.tree import TreeShape, grow_trees, tree_layout
 from veripo.rollout.types import Completion, SamplingParams
+from veripo.sequences import extend_prompts, select_prompts
 
 from kit_fixtures import tiny_kit_dir  # noqa: F401
 from train_fixtures import VIDEO, VIDEO_DICT, synth_task, task_kit, warm_policy  # noqa: F401
@@ -192,3 +193,19 @@ def test_rollout_logprobs_are_the_policys_sampling_distribution(engine, synth_ta
         forced, _ = completion_logps(engine.model, batch, temperature=0.7)
     for i, c in enumerate(flat):
         assert torch.allclose(torch.tensor(c.logps), forced[i, : len(c.token_ids)], atol=2e-3), i  # cached decoding vs one forward
+
+
+def test_captured_hidden_state_is_the_policys_last_layer_state_before_the_last_token(engine, synth_task):
+    """ARRoL's learned head reads it: the final-layer (post-norm) hidden state after reading all of a rollout's
+    tokens but the last, as one forward over prompt + those tokens gives it."""
+    samples = load_samples(synth_task / "val.jsonl")[:1]
+    batch = engine.prompt_batch(samples)
+    (comps,) = engine.continue_from(batch, [0], [[]], 2, SamplingParams(temperature=1.0, max_new_tokens=6),
+                                    capture_hidden=True)
+    for c in comps:
+        assert c.features is not None and c.features.shape == (engine.model.config.get_text_config().hidden_size,)
+        inputs = extend_prompts(select_prompts(batch, [0]), [c.token_ids[:-1]], engine.tokenizer.pad_token_id)
+        with torch.no_grad():
+            out = engine.model(**inputs, output_hidden_states=True, use_cache=False)
+        assert torch.allclose(c.features, out.hidden_states[-1][0, -1].float(), atol=1e-3)
+    assert engine.continue_from(batch, [0], [[]], 1, SamplingParams(max_new_tokens=3))[0][0].features is None

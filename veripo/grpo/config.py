@@ -55,8 +55,9 @@ class RolloutConfig:
         "(the default on the hf engine) prunes the pool after prefix_tokens tokens and finishes only the survivors; "
         "posthoc (the default on vllm) generates the whole pool first. Keeps the training budget.", "none")
     prune_kwargs: dict[str, Any] = doc(
-        "arrol options: mode (auto | midgen | posthoc), pool_factor (2.0), prefix_tokens (16: the proxy head is "
-        "exp(mean log-prob of the first k tokens)), trust_head (auto | always | never), rho (0.5), min_auc (0.6), "
+        "arrol options: mode (auto | midgen | posthoc), pool_factor (2.0), prefix_tokens (16), head (proxy: "
+        "exp(mean log-prob of the first k tokens) | learned: ARRoL's logistic head on the policy's hidden state, "
+        "midgen on hf), head_history (512), trust_head (auto | always | never), rho (0.5), min_auc (0.6), "
         "min_history (32), history, degenerate_margin, max_subsets.", default_factory=dict)
     tree_branches: list[int] | None = doc(
         "Tree rollouts (veripo/rollout/tree.py; hf or colocated vllm engine): children per node at each level, e.g. [2, 2, 2] = 8 "

@@ -391,7 +391,7 @@ class GRPOTrainer:
         if not samples:
             if te.world_size > 1:  # take part in the step's collectives with nothing of its own
                 self._store_records(step, [], replayed)
-                self._observe([], [], [], [], [])
+                self._observe([], [], [], [], [], [])
                 if self._update_anywhere(False):
                     self._idle_update()
             return {"reward/total": 0.0, "skipped_all": 1.0}
@@ -413,7 +413,8 @@ class GRPOTrainer:
         control_metrics = self._observe(
             samples, [scores["total"][offsets[g]:offsets[g + 1]] for g in range(len(samples))],
             [correct_flat[offsets[g]:offsets[g + 1]] for g in range(len(samples))],
-            self.pruner.p_hat(flat) if self.pruner is not None else [], correct_flat)
+            self.pruner.p_hat(flat) if self.pruner is not None else [], correct_flat,
+            [c.features for c in flat] if self.pruner is not None and self.pruner.quality_head is not None else [])
         if self.pruner is not None:
             control_metrics.update(self._prune_metrics(flat, pruned, samples))
         t1 = time.perf_counter()
@@ -450,19 +451,19 @@ class GRPOTrainer:
         return metrics
 
     def _observe(self, samples: list[Sample], rewards: list[list[float]], correct: list[list[bool]],
-                 p_hats: list[float], correct_flat: list[bool]) -> dict[str, float]:
+                 p_hats: list[float], correct_flat: list[bool], features: list) -> dict[str, float]:
         """The controller and the pruner learn from the step's outcomes. With several processes every rank
         observes every rank's outcomes (gathered, in rank order), so their states stay identical on all ranks
         and the checkpoint rank 0 writes holds what each of them knows."""
         if self.cfg.rollout.controller == "none" and self.pruner is None:
             return {}
         if self.train_engine.world_size > 1:
-            parts = all_gather_objects((samples, rewards, correct, p_hats, correct_flat))
-            samples, rewards, correct, p_hats, correct_flat = ([x for part in parts for x in part[i]]
-                                                               for i in range(5))
+            parts = all_gather_objects((samples, rewards, correct, p_hats, correct_flat, features))
+            samples, rewards, correct, p_hats, correct_flat, features = ([x for part in parts for x in part[i]]
+                                                                         for i in range(6))
         metrics = self.controller.observe(samples, rewards, correct)
         if self.pruner is not None:
-            metrics.update(self.pruner.observe(p_hats, correct_flat))
+            metrics.update(self.pruner.observe(p_hats, correct_flat, features))
         return metrics
 
     def _lr(self) -> float:

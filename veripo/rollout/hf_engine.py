@@ -9,6 +9,7 @@ switched off: rollouts sample the policy's distribution under ``SamplingParams``
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Sequence
 
@@ -79,6 +80,31 @@ class SampledLogprobs:
         return out
 
 
+class LastHiddenStates:
+    """A forward pre-hook on the LM head that keeps, for each decoding step, the last position's final-layer
+    hidden state ``[N, H]`` (detached, float32, on the CPU). ``per_row(lengths)`` gives each row the state of
+    the step that sampled its last token: the state after reading all of the rollout's tokens but that last one."""
+
+    def __init__(self, model) -> None:
+        self.module = model.get_output_embeddings()
+        self.steps: list[torch.Tensor] = []
+
+    def __enter__(self) -> "LastHiddenStates":
+        self._handle = self.module.register_forward_pre_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+    def _hook(self, module, args) -> None:
+        self.steps.append(args[0][:, -1, :].detach().float().cpu())
+
+    def per_row(self, lengths: Sequence[int]) -> torch.Tensor:
+        states = torch.stack(self.steps)  # [steps, N, H]
+        at = torch.tensor([min(max(n, 1), len(self.steps)) - 1 for n in lengths])
+        return states[at, torch.arange(len(lengths))]
+
+
 class HFEngine:
     """``generate(samples, n, ...) -> list[list[Completion]]`` (one inner list of ``n`` per sample), ``batch_size``
     prompts per ``generate`` call; ``continue_from`` puts up to ``max_sequences`` sequences in one call."""
@@ -126,14 +152,15 @@ class HFEngine:
 
     @torch.no_grad()
     def continue_from(self, batch: PromptBatch, prompt_index: Sequence[int], prefixes: Sequence[Sequence[int]],
-                      n: int, params: SamplingParams) -> list[list[Completion]]:
+                      n: int, params: SamplingParams, capture_hidden: bool = False) -> list[list[Completion]]:
         """``n`` continuations of each partial rollout: row ``r`` is prompt ``prompt_index[r]`` of ``batch``
         followed by the tokens ``prefixes[r]`` already sampled; ``params.max_new_tokens`` bounds the NEW tokens.
 
         The prefix is re-read in one parallel forward (prefill), never decoded again; the continuation is an
         exact sample of the same policy given the prefix (autoregressive sampling factorises), so
         ``prefix + continuation`` is distributed as a rollout sampled in one go. Tree rollouts and ARRoL's
-        mid-generation pruning are built on this. Returns one list of ``n`` per row (only the new tokens).
+        mid-generation pruning are built on this. Returns one list of ``n`` per row (only the new tokens);
+        ``capture_hidden``: each completion carries its last hidden state (``LastHiddenStates``) in ``features``.
         """
         out: list[list[Completion]] = []
         per_call = max(1, self.max_sequences // max(1, n))
@@ -141,11 +168,11 @@ class HFEngine:
             rows = range(start, min(len(prefixes), start + per_call))
             inputs = extend_prompts(select_prompts(batch, [prompt_index[r] for r in rows]),
                                     [prefixes[r] for r in rows], self.tokenizer.pad_token_id)
-            flat = self._sample(inputs, n, params)
+            flat = self._sample(inputs, n, params, capture_hidden)
             out.extend(flat[i * n: (i + 1) * n] for i in range(len(rows)))
         return out
 
-    def _sample(self, inputs: Any, n: int, params: SamplingParams) -> list[Completion]:
+    def _sample(self, inputs: Any, n: int, params: SamplingParams, capture_hidden: bool = False) -> list[Completion]:
         """``n`` samples of each row of the left-padded ``inputs`` (rows * n completions, row-major)."""
         tok = self.tokenizer
         stops = stop_token_ids(tok, params.stop_at_answer)
@@ -171,8 +198,10 @@ class HFEngine:
         inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in inputs.items()}
         was_training = self.model.training
         self.model.eval()
+        hidden = LastHiddenStates(self.model) if capture_hidden else None
         try:
-            result = self.model.generate(**inputs, **gen_kwargs)
+            with hidden if hidden is not None else contextlib.nullcontext():
+                result = self.model.generate(**inputs, **gen_kwargs)
         finally:
             self.model.train(was_training)
         prompt_len = inputs["input_ids"].shape[1]
@@ -195,4 +224,7 @@ class HFEngine:
             completions.append(Completion(text=text.strip(), token_ids=ids,
                                           logps=[float(x) for x in logps[row, : len(ids)].tolist()],
                                           finish_reason=finish))
+        if hidden is not None:
+            for c, state in zip(completions, hidden.per_row([len(c.token_ids) for c in completions])):
+                c.features = state
         return completions

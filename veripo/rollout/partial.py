@@ -41,7 +41,8 @@ def join(tokenizer: Any, head: Completion, tail: Completion) -> Completion:
     """``head`` followed by its continuation ``tail``: one completion (text decoded from the joined ids)."""
     ids = list(head.token_ids) + list(tail.token_ids)
     return Completion(text=tokenizer.decode(ids, skip_special_tokens=True).strip(), token_ids=ids,
-                      logps=list(head.logps) + list(tail.logps), finish_reason=tail.finish_reason)
+                      logps=list(head.logps) + list(tail.logps), finish_reason=tail.finish_reason,
+                      features=head.features)
 
 
 def is_finished(c: Completion, max_new_tokens: int) -> bool:
@@ -49,13 +50,15 @@ def is_finished(c: Completion, max_new_tokens: int) -> bool:
     return c.finish_reason == "stop" or len(c.token_ids) >= max_new_tokens
 
 
-def sample_heads(engine: Any, batch: Any, counts: Sequence[int], params: SamplingParams) -> list[list[Completion]]:
+def sample_heads(engine: Any, batch: Any, counts: Sequence[int], params: SamplingParams,
+                 capture_hidden: bool = False) -> list[list[Completion]]:
     """``counts[i]`` fresh rollouts of prompt ``i`` of ``batch`` under ``params`` (one engine call per distinct
-    count, prompt order kept)."""
+    count, prompt order kept); ``capture_hidden``: each carries its last hidden state in ``features``."""
     out: list[list[Completion]] = [[] for _ in counts]
+    extra = {"capture_hidden": True} if capture_hidden else {}
     for n in sorted({n for n in counts if n > 0}):
         idx = [i for i, m in enumerate(counts) if m == n]
-        for i, comps in zip(idx, engine.continue_from(batch, idx, [[] for _ in idx], n, params)):
+        for i, comps in zip(idx, engine.continue_from(batch, idx, [[] for _ in idx], n, params, **extra)):
             out[i] = list(comps)
     return out
 

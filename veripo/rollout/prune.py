@@ -12,10 +12,16 @@ trusted). Two modes (``rollout.prune_kwargs.mode``):
 * ``posthoc``: the whole pool is generated to completion, then ``n`` are kept (any engine, e.g. vLLM). Same
   selection, no saving: it costs ``pool_factor`` x the generation.
 
-The head is a parameter-free proxy, calibrated online as ARRoL's learned head is (the survivors' verified
-outcomes feed a running AUC; the head is trusted once that AUC reaches ``min_auc`` over ``min_history``):
+Two heads (``rollout.prune_kwargs.head``), both calibrated online as ARRoL's is (the survivors' verified outcomes
+feed a running AUC of the predictions made when they were selected; the head is trusted once that AUC reaches
+``min_auc`` over ``min_history`` outcomes, and selection is random until then):
 
-    p_hat(y) = exp( mean_{t < k} log pi_old(y_t | ...) )   (geometric-mean probability of the first k tokens)
+* ``proxy`` (default, any engine): no parameters,
+      p_hat(y) = exp( mean_{t < k} log pi_old(y_t | ...) )   (geometric-mean probability of the first k tokens);
+* ``learned`` (mid-generation on the HF engine): ARRoL's lightweight head, a logistic regression on the policy's
+  last-layer hidden state at the end of each head (``veripo.algos.quality_head.QualityHead``), refitted after
+  every step on the survivors' features and verified outcomes. Features are not stored, so steps replayed after
+  a resume do not refit it (the checkpoint holds the head as it was saved).
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from typing import Any, Sequence
 import torch
 
 from veripo.algos.controllers import ARRoLPruner
+from veripo.algos.quality_head import QualityHead
 from veripo.rollout.control import step_rng, take_options
 from veripo.rollout.partial import (generate_groups, is_finished, join, partial_batch, sample_heads,
                                    supports_partial, with_budget)
@@ -32,6 +39,7 @@ from veripo.rollout.types import Completion, SamplingParams
 
 PRUNERS = ("none", "arrol")
 MODES = ("auto", "midgen", "posthoc")
+HEADS = ("proxy", "learned")
 
 
 def prefix_quality(completion: Completion, prefix_tokens: int) -> float:
@@ -44,15 +52,20 @@ class PrefixPruner:
     """ARRoL pruning of ``pool_factor x n`` rollouts down to ``n`` per prompt (see the module doc).
 
     Options (``rollout.prune_kwargs``): mode (auto | midgen | posthoc; auto = midgen on the HF engine, posthoc on
-    vLLM), pool_factor (2.0), prefix_tokens (16), trust_head (auto | always | never: auto = the
-    pruner's AUC rule), and ARRoLPruner's rho, min_auc, min_history, history, degenerate_margin, max_subsets.
+    vLLM), pool_factor (2.0), prefix_tokens (16), head (proxy | learned), head_history (512 outcomes the learned
+    head fits on), trust_head (auto | always | never: auto = the pruner's AUC rule), and ARRoLPruner's rho,
+    min_auc, min_history, history, degenerate_margin, max_subsets.
     """
 
     PRUNER = ("rho", "min_auc", "min_history", "history", "degenerate_margin", "max_subsets")
 
     def __init__(self, seed: int = 0, rank: int = 0, **kwargs: Any) -> None:
-        kw = take_options(kwargs, self.PRUNER + ("mode", "pool_factor", "prefix_tokens", "trust_head"),
-                          "rollout.prune_kwargs")
+        kw = take_options(kwargs, self.PRUNER + ("mode", "pool_factor", "prefix_tokens", "trust_head", "head",
+                                                 "head_history"), "rollout.prune_kwargs")
+        head = str(kw.pop("head", "proxy"))
+        if head not in HEADS:
+            raise ValueError(f"rollout.prune_kwargs.head must be one of {'|'.join(HEADS)}, got {head!r}")
+        self.quality_head = QualityHead(history=int(kw.pop("head_history", 512))) if head == "learned" else None
         self.mode = str(kw.pop("mode", "auto"))
         self.pool_factor = float(kw.pop("pool_factor", 2.0))
         self.prefix_tokens = int(kw.pop("prefix_tokens", 16))
@@ -73,12 +86,20 @@ class PrefixPruner:
         elif self.mode == "midgen" and not supports_partial(engine):
             raise ValueError("rollout.prune_kwargs.mode=midgen needs an engine that continues partial rollouts "
                              "(rollout.engine=hf, or the colocated vllm engine); use mode=posthoc with this one")
+        if self.quality_head is not None and (self.mode != "midgen" or getattr(engine, "name", "") != "hf"):
+            raise ValueError("rollout.prune_kwargs.head=learned reads the policy's hidden states while it "
+                             "generates: it needs mode=midgen on rollout.engine=hf")
         return self.mode
 
     def pool_size(self, n: int) -> int:
         return max(n, math.ceil(self.pool_factor * n))
 
     def p_hat(self, completions: Sequence[Completion]) -> list[float]:
+        """Predicted success of each rollout: the learned head's once it is fitted and the rollouts carry their
+        hidden states, else the proxy."""
+        head = self.quality_head
+        if head is not None and head.fitted and completions and all(c.features is not None for c in completions):
+            return head.predict(torch.stack([c.features for c in completions])).tolist()
         return [prefix_quality(c, self.prefix_tokens) for c in completions]
 
     def prune(self, step: int, pools: Sequence[Sequence[Completion]], sizes: Sequence[int], call: int = 0
@@ -104,9 +125,11 @@ class PrefixPruner:
             return self.prune(step, generate_groups(engine, samples, pools, params, batch), sizes, call)
         batch = partial_batch(engine, samples) if batch is None else batch
         k = min(self.prefix_tokens, params.max_new_tokens)
-        heads = sample_heads(engine, batch, pools, with_budget(params, k))
+        heads = sample_heads(engine, batch, pools, with_budget(params, k),
+                             capture_hidden=self.quality_head is not None)
         kept, pruned = self.prune(step, heads, sizes, call)
-        todo = [(i, j) for i, group in enumerate(kept) for j, c in enumerate(group) if not is_finished(c, params.max_new_tokens)]
+        todo = [(i, j) for i, group in enumerate(kept) for j, c in enumerate(group)
+                if not is_finished(c, params.max_new_tokens)]
         if todo:
             tails = engine.continue_from(batch, [i for i, _ in todo], [kept[i][j].token_ids for i, j in todo], 1,
                                          with_budget(params, params.max_new_tokens - k))
@@ -114,21 +137,34 @@ class PrefixPruner:
                 kept[i][j] = join(engine.tokenizer, kept[i][j], tail)
         return kept, pruned
 
-    def observe(self, p_hats: Sequence[float], correct: Sequence[bool]) -> dict[str, float]:
-        """Calibrate the head on finished survivors' ``p_hat`` and verified outcome (as ARRoL trains its head on
+    def observe(self, p_hats: Sequence[float], correct: Sequence[bool], features: Sequence[Any] = ()
+                ) -> dict[str, float]:
+        """Calibrate on finished survivors: their ``p_hat`` at selection and verified outcome feed the AUC; the
+        learned head is refitted on their ``features`` (hidden states) when given (as ARRoL trains its head on
         completed rollouts)."""
-        self.pruner.record(list(p_hats), [int(bool(c)) for c in correct])
+        labels = [int(bool(c)) for c in correct]
+        self.pruner.record(list(p_hats), labels)
+        if self.quality_head is not None and features and all(f is not None for f in features):
+            self.quality_head.update(torch.stack(list(features)), torch.tensor(labels))
         auc = self.pruner.auc
         trusted = self.pruner.head_trusted if self.use_head is None else self.use_head
-        return {"prune/head_trusted": float(trusted), **({"prune/head_auc": auc} if auc is not None else {})}
+        out = {"prune/head_trusted": float(trusted), **({"prune/head_auc": auc} if auc is not None else {})}
+        if self.quality_head is not None:
+            out["prune/head_fitted"] = float(self.quality_head.fitted)
+        return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"name": "arrol", "pruner": self.pruner.state_dict()}
+        state = {"name": "arrol", "pruner": self.pruner.state_dict()}
+        if self.quality_head is not None:
+            state["quality_head"] = self.quality_head.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != "arrol":
             raise ValueError(f"checkpoint holds pruner state {state.get('name')!r}, the config asks for arrol")
         self.pruner.load_state_dict(state["pruner"])
+        if self.quality_head is not None and state.get("quality_head") is not None:
+            self.quality_head.load_state_dict(state["quality_head"])
 
 
 def build_pruner(name: str, seed: int = 0, kwargs: dict[str, Any] | None = None, rank: int = 0

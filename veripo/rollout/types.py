@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 
 @dataclasses.dataclass
@@ -26,10 +27,12 @@ class Completion:
     """One sampled response: decoded text (think/answer tags kept), its token ids, the per-token
     log-probs under the sampling distribution, and why it ended ("stop" or "length"). A leaf of a tree rollout
     (veripo/rollout/tree.py) also carries ``tree = {"path": [node ids, root excluded], "cuts": [token offset
-    where each node's segment ends]}``."""
+    where each node's segment ends]}``. ``features``, when the engine was asked for them, is the policy's last-layer
+hidden state at the end of the rollout (ARRoL's learned quality head reads it; never stored)."""
 
     text: str
     token_ids: list[int]
     logps: list[float]
     finish_reason: str
     tree: dict | None = None
+    features: Any = dataclasses.field(default=None, repr=False, compare=False)  # [H] hidden state (ARRoL head)

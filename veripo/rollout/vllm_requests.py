@@ -93,7 +93,8 @@ def continuation_request(request: dict[str, Any], prefix: Sequence[int], tokeniz
     if not prefix:
         return request
     out = {k: v for k, v in request.items() if k != "prompt"}
-    out["prompt_token_ids"] = list(tokenizer.encode(request["prompt"], add_special_tokens=False)) + [int(t) for t in prefix]
+    prompt_ids = tokenizer.encode(request["prompt"], add_special_tokens=False)
+    out["prompt_token_ids"] = list(prompt_ids) + [int(t) for t in prefix]
     return out
 
 
