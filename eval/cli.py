@@ -97,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(EvalSettings)}
     rn.add_argument("--prompt", choices=("reasoning", "direct"), default=defaults.prompt, help=helps["prompt"])
     rn.add_argument("--match", choices=("strict", "lenient"), default=defaults.match, help=helps["match"])
-    for name, typ in (("batch_size", int), ("max_new_tokens", int), ("temperature", float), ("fps", float),
+    for name, typ in (("batch_size", int), ("max_new_tokens", int), ("temperature", float),
+                      ("repetition_penalty", float), ("fps", float),
                       ("num_frames", int), ("min_frames", int), ("max_frames", int), ("min_pixels", int),
                       ("max_pixels", int), ("frame_transform", str), ("seed", int), ("limit", int)):
         rn.add_argument("--" + name.replace("_", "-"), type=typ, default=getattr(defaults, name),

@@ -44,7 +44,8 @@ from veripo.prompts import question_text
 
 # settings that change what the model is asked or sees: a resumed run must use the same ones
 GENERATION_KEYS = ("benchmark", "annotations", "model", "prompt", "max_new_tokens", "temperature", "fps",
-                   "num_frames", "min_frames", "max_frames", "min_pixels", "max_pixels", "frame_transform", "seed")
+                   "num_frames", "min_frames", "max_frames", "min_pixels", "max_pixels", "frame_transform", "seed",
+                   "repetition_penalty")
 
 
 @dataclasses.dataclass
@@ -60,6 +61,7 @@ class EvalSettings:
     batch_size: int = doc("Questions per generate call.", 8)
     max_new_tokens: int = doc("Generation budget per answer.", 1024)
     temperature: float = doc("Sampling temperature (0 = greedy).", 0.0)
+    repetition_penalty: float = doc("Penalty on repeated tokens (1.0 = off; VerIPO's evaluation uses 1.05).", 1.0)
     fps: float | None = doc("Frames per second sampled from each video.", 2.0)
     num_frames: int | None = doc("Fixed frame count (overrides fps).", None)
     min_frames: int = doc("Fewest frames when sampling by fps.", 4)
@@ -84,6 +86,8 @@ def _check_resume(out_dir: Path, settings: EvalSettings) -> None:
     new = dataclasses.asdict(settings)
     if path.exists():
         old = json.loads(path.read_text())
+        defaults = dataclasses.asdict(EvalSettings())  # a key an older run did not record had its default
+        old = {k: old.get(k, defaults.get(k)) for k in GENERATION_KEYS}
         diff = [k for k in GENERATION_KEYS if old.get(k) != new.get(k)]
         if diff:
             raise VeripoError(f"{out_dir} holds a run with different settings ({', '.join(diff)}: "
@@ -105,6 +109,14 @@ def _done_ids(pred_path: Path) -> set[str]:
 
 def _generate(engine: Any, samples: list[Sample], settings: EvalSettings) -> list[Any]:
     kwargs: dict[str, Any] = dict(n=1, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
+    if settings.repetition_penalty != 1.0:  # engines that take full sampling parameters
+        if "params" not in inspect.signature(engine.generate).parameters:
+            raise VeripoError(f"repetition_penalty={settings.repetition_penalty}: this engine's generate() takes no "
+                              "sampling parameters (params=SamplingParams)")
+        from veripo.rollout.types import SamplingParams
+
+        kwargs["params"] = SamplingParams(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens,
+                                          repetition_penalty=settings.repetition_penalty)
     if _generate_takes_reasoning(engine):
         kwargs["reasoning"] = settings.prompt == "reasoning"
     outs = engine.generate(samples, **kwargs)

@@ -130,3 +130,36 @@ def test_direct_prompt_needs_a_capable_engine(synthetic_bench, tmp_path):
     run_eval(settings(synthetic_bench, prompt="direct", limit=1), engine, tmp_path / "d2", judge_fn=None,
              log=lambda m: None)
     assert engine.reasoning is False
+
+
+def test_repetition_penalty_reaches_the_engine_and_guards_resume(tmp_path):
+    """VerIPO's evaluation samples with repetition_penalty 1.05: the setting reaches the engine as SamplingParams,
+    is part of what a resumed run must repeat, and an older settings.json without it counts as the default 1.0."""
+    from veripo.eval.runner import EvalSettings, _check_resume, _generate
+
+    seen = []
+
+    class Engine:
+        def generate(self, samples, n=1, temperature=0.0, max_new_tokens=256, params=None):
+            seen.append(params)
+            return [[type("C", (), {"text": "<answer>A</answer>"})()] for _ in samples]
+
+    _generate(Engine(), ["q"], EvalSettings(repetition_penalty=1.05, temperature=0.0, max_new_tokens=9))
+    assert seen[-1].repetition_penalty == 1.05 and seen[-1].max_new_tokens == 9
+    _generate(Engine(), ["q"], EvalSettings())
+    assert seen[-1] is None  # default 1.0: the plain keyword call, as before
+
+    class Plain:
+        def generate(self, samples, n=1, temperature=0.0, max_new_tokens=256):
+            return [["x"] for _ in samples]
+
+    with pytest.raises(VeripoError, match="takes no sampling parameters"):
+        _generate(Plain(), ["q"], EvalSettings(repetition_penalty=1.05))
+    settings = EvalSettings(benchmark="synthetic")
+    _check_resume(tmp_path, settings)
+    old = json.loads((tmp_path / "settings.json").read_text())
+    del old["repetition_penalty"]  # written by an older version
+    (tmp_path / "settings.json").write_text(json.dumps(old))
+    _check_resume(tmp_path, settings)  # same settings: resumes
+    with pytest.raises(VeripoError, match="repetition_penalty"):
+        _check_resume(tmp_path, EvalSettings(benchmark="synthetic", repetition_penalty=1.05))

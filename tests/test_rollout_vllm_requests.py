@@ -92,6 +92,7 @@ def test_sampling_params_dict():
                  "stop": ["</answer>"], "include_stop_str_in_output": True, "logprobs": 0, "seed": 3}
     d = sampling_params_dict(SamplingParams(temperature=0.0, top_k=20, stop_at_answer=False), logprobs=False)
     assert d["top_k"] == 20 and d["temperature"] == 0.0 and "stop" not in d and "logprobs" not in d and "seed" not in d
+    assert sampling_params_dict(SamplingParams(repetition_penalty=1.05))["repetition_penalty"] == 1.05
     with pytest.raises(ValueError):
         sampling_params_dict(SamplingParams(), n=0)
 

@@ -5,7 +5,8 @@ or right after ``</answer>``, vision placeholder tokens suppressed (a sampled ``
 the next forward). Per-token log-probs of the sampled tokens under the *sampling* distribution (after
 temperature / top-k / top-p) are returned as vLLM does, recorded step by step (``SampledLogprobs``). The
 checkpoint's own sampling defaults (Qwen2.5-VL ships temperature 1e-6, top-k 1, repetition penalty 1.05) are
-switched off: rollouts sample the policy's distribution under ``SamplingParams`` only.
+switched off: rollouts sample the policy's distribution under ``SamplingParams`` only (whose
+``repetition_penalty`` is 1.0 unless asked for, e.g. by an evaluation that reproduces VerIPO's 1.05).
 """
 from __future__ import annotations
 
@@ -190,7 +191,7 @@ class HFEngine:
             max_new_tokens=params.max_new_tokens, do_sample=not greedy, num_return_sequences=n,
             suppress_tokens=suppressed_token_ids(tok), eos_token_id=stops, pad_token_id=tok.pad_token_id,
             return_dict_in_generate=True, use_cache=True, logits_processor=LogitsProcessorList(chain + [recorder]),
-            repetition_penalty=1.0,  # neutral values, not the checkpoint's defaults
+            repetition_penalty=params.repetition_penalty,  # ours, not the checkpoint's default
         )
         if not greedy:  # HF's own warpers off (ours are in the chain, before the recorder)
             gen_kwargs.update(temperature=1.0, top_p=1.0, top_k=0)

@@ -13,6 +13,8 @@ class SamplingParams:
     top_p, top_k    nucleus / top-k truncation (1.0 / 0 = off)
     max_new_tokens  completion budget; a completion that hits it has finish_reason "length"
     stop_at_answer  stop right after ``</answer>`` (as VerIPO's format ends), besides the EOS token
+    repetition_penalty  CTRL's penalty on tokens already present (1.0 = off, right for RL rollouts: they must be
+                    samples of the policy; VerIPO's evaluation uses 1.05)
     """
 
     temperature: float = 1.0
@@ -20,6 +22,7 @@ class SamplingParams:
     top_k: int = 0
     max_new_tokens: int = 256
     stop_at_answer: bool = True
+    repetition_penalty: float = 1.0
 
 
 @dataclasses.dataclass

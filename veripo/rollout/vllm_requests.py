@@ -113,6 +113,8 @@ def sampling_params_dict(params: SamplingParams, n: int = 1, seed: int | None = 
     }
     if params.stop_at_answer:
         d.update(stop=[ANSWER_STOP], include_stop_str_in_output=True)
+    if params.repetition_penalty != 1.0:
+        d["repetition_penalty"] = float(params.repetition_penalty)
     if logprobs:
         d["logprobs"] = 0
     if seed is not None:
@@ -228,6 +230,8 @@ def chat_request(model: str, messages: list[dict[str, Any]], params: SamplingPar
         extra["include_stop_str_in_output"] = True
     if params.top_k and params.top_k > 0:
         extra["top_k"] = int(params.top_k)
+    if params.repetition_penalty != 1.0:
+        extra["repetition_penalty"] = float(params.repetition_penalty)
     if fps is not None:
         extra["mm_processor_kwargs"] = {"fps": float(fps)}
     body["extra_body"] = extra
