@@ -249,3 +249,30 @@ def test_arrol_learned_head_fits_on_survivors_hidden_states_and_is_checkpointed(
     with pytest.raises(ValueError, match="needs mode=midgen"):
         GRPOTrainer(grpo_cfg(warm_policy, synth_task, tmp_path / "x", "rollout.prune=arrol",
                              "rollout.prune_kwargs={head: learned, mode: posthoc}"))
+
+
+def test_arrol_learned_head_is_refitted_on_the_steps_a_resumed_run_replays(warm_policy, synth_task, tmp_path,
+                                                                             monkeypatch):
+    out = tmp_path / "run"
+    cfg = grpo_cfg(warm_policy, synth_task, out, "run.steps=3", "run.save_every=2", "rollout.prompts_per_step=2",
+                   "rollout.max_new_tokens=24", "rollout.prune=arrol",
+                   "rollout.prune_kwargs={pool_factor: 2.0, prefix_tokens: 6, head: learned}")
+    trainer = GRPOTrainer(cfg)
+    real_update, calls = trainer._update, []
+
+    def crash_on_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")  # after step 2's rollouts, hidden states and outcomes were taken
+        return real_update(*a, **k)
+
+    monkeypatch.setattr(trainer, "_update", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert sorted(p.name for p in (out / "prune_features").iterdir()) == [f"step-00000{i}.pt" for i in range(3)]
+    killed = trainer.pruner.quality_head
+    resumed = GRPOTrainer(cfg)
+    resumed.train(resume=True)  # restores the step-2 checkpoint, then replays step 2 with its stored states
+    head = resumed.pruner.quality_head
+    assert torch.equal(head.features, killed.features) and torch.equal(head.labels, killed.labels)
+    assert (head.weight is None and killed.weight is None) or torch.equal(head.weight, killed.weight)

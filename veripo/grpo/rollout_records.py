@@ -45,8 +45,11 @@ def records_from_groups(step: int, samples: Sequence[Sample], groups: Sequence[S
     return out
 
 
-def groups_from_records(records: Sequence[RolloutRecord]) -> tuple[list[Sample], list[list[Completion]]]:
-    """A stored step's prompts and groups, each group as large as it was when sampled (trees included)."""
+def groups_from_records(records: Sequence[RolloutRecord], features: dict[str, Any] | None = None
+                        ) -> tuple[list[Sample], list[list[Completion]]]:
+    """A stored step's prompts and groups, each group as large as it was when sampled (trees included);
+    ``features``: hidden states stored beside the store, by rollout id (ARRoL's learned head)."""
+    features = features or {}
     by_group: dict[str, list[RolloutRecord]] = {}
     for r in records:
         by_group.setdefault(r.group_id, []).append(r)
@@ -54,6 +57,6 @@ def groups_from_records(records: Sequence[RolloutRecord]) -> tuple[list[Sample],
     for recs in by_group.values():
         recs.sort(key=rollout_index)
         samples.append(Sample.from_dict(recs[0].sample))
-        groups.append([Completion(r.response, r.token_ids, r.logps, r.finish_reason, tree=r.extra.get("tree"))
-                       for r in recs])
+        groups.append([Completion(r.response, r.token_ids, r.logps, r.finish_reason, tree=r.extra.get("tree"),
+                                  features=features.get(r.rollout_id)) for r in recs])
     return samples, groups

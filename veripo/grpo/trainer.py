@@ -25,6 +25,7 @@ averaged gradient equals the one-process gradient; metrics are averaged over ran
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
 import time
@@ -41,7 +42,7 @@ from veripo.data.schema import Sample, load_samples
 from veripo.grpo.advantage_step import row_advantages, step_advantages
 from veripo.grpo.config import GRPOConfig
 from veripo.grpo.rollout_records import groups_from_records, records_from_groups
-from veripo.io_utils import atomic_write_json
+from veripo.io_utils import atomic_write_bytes, atomic_write_json
 from veripo.records import RolloutRecord
 from veripo.rewards import compute_rewards
 from veripo.rollout.control import build_controller
@@ -374,7 +375,7 @@ class GRPOTrainer:
         pruned: list[list[Completion]] = []
         te = self.train_engine
         if replayed:
-            samples, groups = groups_from_records(replayed)
+            samples, groups = groups_from_records(replayed, self._stored_features(step))
             if te.world_size > 1:  # this rank's share, in the order the sampler gave the prompts
                 samples, groups = self._replay_share(step, samples, groups)
         else:
@@ -408,7 +409,7 @@ class GRPOTrainer:
         t_score = time.perf_counter() - t0 - t_gen
         self._store_records(step, [] if replayed else records_from_groups(
             step, samples, groups, scores, row_advantages(advantages, train_mask), keep, t_gen, self._prompt_text,
-            lambda c: {"p_hat": self.pruner.p_hat([c])[0]} if self.pruner is not None else {}), replayed)
+            lambda c: {"p_hat": self.pruner.p_hat([c])[0]} if self.pruner is not None else {}), replayed, flat)
         correct_flat = (torch.tensor(scores.get("accuracy", scores["total"])) >= 1.0).tolist()
         control_metrics = self._observe(
             samples, [scores["total"][offsets[g]:offsets[g + 1]] for g in range(len(samples))],
@@ -470,16 +471,37 @@ class GRPOTrainer:
         te = self.train_engine
         return self.scheduler.get_last_lr()[0] if te.backend != "deepspeed" else te.optimizer.param_groups[0]["lr"]
 
-    def _store_records(self, step: int, records: list[RolloutRecord], replayed) -> None:
-        """Append a fresh step's rollouts (every rank's, gathered, in rank order) to the store; rank 0 writes."""
+    def _store_records(self, step: int, records: list[RolloutRecord], replayed,
+                       completions: list[Completion] | None = None) -> None:
+        """Append a fresh step's rollouts (every rank's, gathered, in rank order) to the store; rank 0 writes.
+        With ARRoL's learned head, the survivors' hidden states go beside it (``prune_features/step-N.pt``, by
+        rollout id), so that a resumed run refits the head on the replayed steps as the killed run did."""
         if replayed:
             return
         te = self.train_engine
-        gathered = all_gather_objects(records) if te.world_size > 1 else [records]
+        features = None
+        if self.pruner is not None and self.pruner.quality_head is not None and completions is not None:
+            features = {r.rollout_id: c.features for r, c in zip(records, completions) if c.features is not None}
+        gathered = all_gather_objects((records, features)) if te.world_size > 1 else [(records, features)]
         if te.is_main:
-            everything = [r for part in gathered for r in part]
+            everything = [r for part, _ in gathered for r in part]
             if everything:
                 self.store.append(everything)
+            states = {k: v for _, part in gathered if part for k, v in part.items()}
+            if states:
+                buffer = io.BytesIO()
+                torch.save(states, buffer)
+                atomic_write_bytes(self._features_path(step), buffer.getvalue())
+
+    def _features_path(self, step: int) -> Path:
+        return self.run_dir / "prune_features" / f"step-{step:06d}.pt"
+
+    def _stored_features(self, step: int) -> dict[str, torch.Tensor]:
+        """The hidden states stored for a replayed step (empty without a learned head or the file)."""
+        path = self._features_path(step)
+        if self.pruner is None or self.pruner.quality_head is None or not path.exists():
+            return {}
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     def _update_anywhere(self, local: bool) -> bool:
         """Whether any rank has rows to learn from: the ranks update together or not at all."""

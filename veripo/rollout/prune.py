@@ -20,8 +20,8 @@ feed a running AUC of the predictions made when they were selected; the head is 
       p_hat(y) = exp( mean_{t < k} log pi_old(y_t | ...) )   (geometric-mean probability of the first k tokens);
 * ``learned`` (mid-generation on the HF engine): ARRoL's lightweight head, a logistic regression on the policy's
   last-layer hidden state at the end of each head (``veripo.algos.quality_head.QualityHead``), refitted after
-  every step on the survivors' features and verified outcomes. Features are not stored, so steps replayed after
-  a resume do not refit it (the checkpoint holds the head as it was saved).
+  every step on the survivors' features and verified outcomes. The trainer stores those features beside the
+  rollout store, so the steps a resumed run replays refit the head as the killed run did.
 """
 from __future__ import annotations
 
