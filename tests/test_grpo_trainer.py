@@ -57,9 +57,13 @@ def test_reward_rises_on_a_learnable_task(warm_policy, tmp_path):
     assert last > first + 0.2, acc
 
 
-def test_resume_after_a_crash_neither_repeats_nor_loses_rollouts(warm_policy, synth_task, tmp_path, monkeypatch):
+@pytest.mark.parametrize("topology", ["flat", "tree"])
+def test_resume_after_a_crash_neither_repeats_nor_loses_rollouts(topology, warm_policy, synth_task, tmp_path,
+                                                                 monkeypatch):
     out = tmp_path / "run"
-    cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", out, "run.steps=4", "run.save_every=2")
+    tree = ["rollout.tree_branches=[2,2]", "rollout.tree_segment_tokens=6", "algo.advantage_estimator=branch"]
+    cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", out, "run.steps=4", "run.save_every=2",
+                   *(tree if topology == "tree" else []))
     trainer = GRPOTrainer(cfg)
     real_update, calls = trainer._update, []
 
@@ -79,11 +83,16 @@ def test_resume_after_a_crash_neither_repeats_nor_loses_rollouts(warm_policy, sy
     GRPOTrainer(cfg).train(resume=True)
     after = read_jsonl(out / "rollouts.jsonl")
     ids = [r["rollout_id"] for r in after]
-    assert len(ids) == len(set(ids)) == 4 * 2 * 4, "a rollout was repeated or lost"
+    assert ids == [r["rollout_id"] for r in before] and len(ids) == len(set(ids)), "a rollout was repeated or lost"
+    assert len(ids) == 4 * 2 * 4 or topology == "tree"  # a tree whose segment stops early has fewer leaves
     # steps 2 and 3 were not regenerated: the stored rollouts were replayed
     assert [r["response"] for r in after if r["step"] >= 2] == [r["response"] for r in before if r["step"] >= 2]
     metrics = read_jsonl(out / "metrics.jsonl")
     assert sorted({m["step"] for m in metrics}) == [0, 1, 2, 3]
+    if topology == "tree":  # the replayed step 2 rebuilt its trees from the store: the same segments are trained
+        step2 = [m for m in metrics if m["step"] == 2]
+        assert len(step2) == 2 and step2[0]["tree/decoded_tokens"] == step2[1]["tree/decoded_tokens"]
+        assert step2[0]["adv/num_nodes"] == step2[1]["adv/num_nodes"]
     assert json.loads((out / "final" / "done.json").read_text())["steps"] == 4
 
 
