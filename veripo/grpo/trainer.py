@@ -3,11 +3,14 @@
 One step:
   1. the sampler picks ``P`` prompts (a pure function of the step, so resuming repeats nothing); a controller
      (``rollout.controller``, veripo/rollout/control.py) may pick others (GDRO) and size each group
-     (GDRO, XRPO: budget-neutral, ``P * G`` rollouts in all); ``rollout.prune=arrol`` keeps ``n`` of a larger pool;
-  2. the engine samples the rollouts (or, after a crash, the stored rollouts of that step are replayed, each
-     group as large as it was);
+     (GDRO, XRPO: budget-neutral, ``P * G`` rollouts in all); ``rollout.prune=arrol`` keeps ``n`` of a larger pool
+     (veripo/rollout/prune.py, cut mid-generation on the HF engine);
+  2. the engine samples the rollouts, as independent groups or as trees with shared prefixes
+     (``rollout.tree_branches``, veripo/rollout/tree.py), from the step's prompts processed once; after a crash,
+     the stored rollouts of that step are replayed instead, each group (or tree) as it was;
   3. rewards per component (accuracy per problem type, format, ...) and their weighted total;
-  4. advantages from the configured estimator (``veripo.algos``), optional DAPO dynamic-sampling mask;
+  4. advantages from the configured estimator (veripo/grpo/advantage_step.py: ``branch`` reads the trees), optional
+     DAPO dynamic-sampling mask;
   5. every rollout is appended to ``rollouts.jsonl`` (what the verifier reads) *before* the update;
   6. the controller observes the step's outcomes (fresh and replayed steps alike: its state, saved in each
      checkpoint, is the same after a resume);
