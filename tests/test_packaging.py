@@ -39,3 +39,19 @@ def test_unknown_command_and_bad_override_fail_clearly(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown config key rollout.group_sise" in proc.stderr
     assert "\n  File " not in proc.stderr  # a one-line error, not a traceback
+
+
+def test_shipped_example_configs_are_valid_for_every_stage_and_iteration():
+    """scripts/configs/*.yaml are starting points for GPU runs: every field must exist in the stage configs."""
+    from pathlib import Path
+
+    from veripo.config import load_config
+    from veripo.loop.config import LoopConfig, stage_section
+
+    files = sorted((Path(__file__).resolve().parents[1] / "scripts" / "configs").glob("*.yaml"))
+    assert files
+    for path in files:
+        cfg = load_config(LoopConfig, str(path), ["train_file=rows.jsonl"])
+        for iteration in range(1, cfg.iterations + 1):
+            for stage in ("grpo", "verify", "dpo"):
+                assert stage_section(cfg, stage, iteration), (path.name, stage, iteration)
