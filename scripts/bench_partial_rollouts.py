@@ -119,8 +119,8 @@ def main(argv=None) -> int:
                     results[m].append(r)
     base = statistics.median(r["wall_s"] for r in results["flat"])
     base_tok = statistics.median(r["decoded_tokens"] for r in results["flat"])
-    print(f"\n| mode | median wall s | vs flat | decoded tokens | vs flat | rollouts | trained tokens | "
-          f"mean rollout tokens |\n|---|---|---|---|---|---|---|---|")
+    print("\n| mode | median wall s | vs flat | decoded tokens | vs flat | rollouts | trained tokens | "
+          "mean rollout tokens |\n|---|---|---|---|---|---|---|---|")
     summary = {}
     for m in modes:
         rs = results[m]
