@@ -9,7 +9,7 @@ are the concatenation of the two parts'.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from veripo.rollout.types import Completion, SamplingParams
 
@@ -50,17 +50,24 @@ def is_finished(c: Completion, max_new_tokens: int) -> bool:
     return c.finish_reason == "stop" or len(c.token_ids) >= max_new_tokens
 
 
+def _per_count(counts: Sequence[int], sample: Callable[[list[int], int], Sequence[Sequence[Completion]]]
+               ) -> list[list[Completion]]:
+    """``counts[i]`` rollouts for prompt ``i``: ``sample(idx, n)`` once per distinct count ``n`` (the prompts
+    ``idx`` that want ``n``; it returns one list of ``n`` per prompt), prompt order kept."""
+    out: list[list[Completion]] = [[] for _ in counts]
+    for n in sorted({n for n in counts if n > 0}):
+        idx = [i for i, m in enumerate(counts) if m == n]
+        for i, comps in zip(idx, sample(idx, n)):
+            out[i] = list(comps)
+    return out
+
+
 def sample_heads(engine: Any, batch: Any, counts: Sequence[int], params: SamplingParams,
                  capture_hidden: bool = False) -> list[list[Completion]]:
     """``counts[i]`` fresh rollouts of prompt ``i`` of ``batch`` under ``params`` (one engine call per distinct
     count, prompt order kept); ``capture_hidden``: each carries its last hidden state in ``features``."""
-    out: list[list[Completion]] = [[] for _ in counts]
     extra = {"capture_hidden": True} if capture_hidden else {}
-    for n in sorted({n for n in counts if n > 0}):
-        idx = [i for i, m in enumerate(counts) if m == n]
-        for i, comps in zip(idx, engine.continue_from(batch, idx, [[] for _ in idx], n, params, **extra)):
-            out[i] = list(comps)
-    return out
+    return _per_count(counts, lambda idx, n: engine.continue_from(batch, idx, [[] for _ in idx], n, params, **extra))
 
 
 def generate_groups(engine: Any, samples: Sequence[Any], counts: Sequence[int], params: SamplingParams,
@@ -69,9 +76,4 @@ def generate_groups(engine: Any, samples: Sequence[Any], counts: Sequence[int], 
     from ``batch`` (``partial_batch(engine, samples)``, already built) when given, else ``engine.generate``."""
     if batch is not None:
         return sample_heads(engine, batch, counts, params)
-    out: list[list[Completion]] = [[] for _ in samples]
-    for n in sorted({n for n in counts if n > 0}):
-        idx = [i for i, m in enumerate(counts) if m == n]
-        for i, comps in zip(idx, engine.generate([samples[i] for i in idx], n=n, params=params)):
-            out[i] = list(comps)
-    return out
+    return _per_count(counts, lambda idx, n: engine.generate([samples[i] for i in idx], n=n, params=params))
