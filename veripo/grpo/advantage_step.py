@@ -30,6 +30,7 @@ class StepAdvantages:
     keep: Tensor                  # [N] bool: rows the update trains on
     train_mask: Tensor | None     # [N, T]: tokens each row trains (branch: a shared segment in one row only)
     metrics: dict[str, Any]       # the estimator's own metrics
+    group_ids: Tensor             # [N] the prompt (group) of each rollout
 
 
 def accepts(fn: Callable, name: str) -> bool:
@@ -74,7 +75,7 @@ def step_advantages(estimator: Callable, algo: Any, reward: Any, scores: dict[st
     if prompt_weights is not None:  # GDRO Eq 16: A_ij <- A_ij min(w(bin(x_i)), w_max)
         per_rollout = torch.tensor(list(prompt_weights), dtype=advantages.dtype)[group_ids]
         advantages = advantages * per_rollout.view(-1, *([1] * (advantages.dim() - 1)))
-    return StepAdvantages(advantages, keep, train_mask, dict(result.metrics))
+    return StepAdvantages(advantages, keep, train_mask, dict(result.metrics), group_ids)
 
 
 def row_advantages(advantages: Tensor, train_mask: Tensor | None = None) -> Tensor:

@@ -22,16 +22,16 @@ def rollout_index(record: RolloutRecord) -> tuple[int, str]:
 
 def records_from_groups(step: int, samples: Sequence[Sample], groups: Sequence[Sequence[Completion]],
                         scores: dict[str, list[float]], advantages: Tensor, keep: Tensor, generate_s: float,
-                        prompt_of: Callable[[Sample], str], extra_of: Callable[[Completion], dict[str, Any]]
+                        prompt_of: Callable[[Sample], str], extras: Sequence[dict[str, Any]] | None = None
                         ) -> list[RolloutRecord]:
     """One record per rollout, in group order. ``advantages``: one per rollout; ``prompt_of(sample)``: the
-    prompt text as the policy saw it; ``extra_of(completion)``: extra fields (``p_hat``, ...)."""
+    prompt text as the policy saw it; ``extras``: extra fields per rollout (``p_hat``, ...)."""
     out = []
     i = 0
     for sample, comps in zip(samples, groups):
         prompt = prompt_of(sample)
         for j, c in enumerate(comps):
-            extra = dict(extra_of(c))
+            extra = dict(extras[i]) if extras is not None else {}
             if c.tree:
                 extra["tree"] = c.tree
             out.append(RolloutRecord(

@@ -21,9 +21,10 @@ Checkpoints every ``run.save_every`` steps; ``resume=True`` continues from the n
 Several processes (``dist.backend`` ddp | deepspeed, veripo/train/distributed.py): each rank samples its share
 ``prompts[rank::W]`` of the step's prompts (the controller's choice, the same on every rank) with the plain model;
 the ranks' rollout records are gathered and rank 0 alone appends them; controllers and the pruner observe every
-rank's outcomes, so their state is identical on all ranks; the update runs the same number of micro-batches on every rank (zero-weighted repeats fill
-the gap) through the wrapped model, with the dapo normaliser ``N = sum_r tokens_r / W`` per rank so that the
-averaged gradient equals the one-process gradient; metrics are averaged over ranks and rank 0 writes them.
+rank's outcomes, so their state is identical on all ranks; the update runs the same number of micro-batches on
+every rank (zero-weighted repeats fill the gap) through the wrapped model, with the dapo normaliser
+``N = sum_r tokens_r / W`` per rank so that the averaged gradient equals the one-process gradient; metrics are
+averaged over ranks and rank 0 writes them.
 """
 from __future__ import annotations
 
@@ -361,7 +362,7 @@ class GRPOTrainer:
             pruned.clear()
             groups = self._generate(step, samples, self.controller.allocate(step, samples), 0, pruned)
         extra = self.controller.budget(samples) - sum(len(g) for g in groups)
-        if extra > 0 and self.tree is None:  # a second phase (XRPO): the rest of the budget where the first phase says it helps most
+        if extra > 0 and self.controller.refines:  # XRPO: the budget left, where the first phase says it helps most
             first = compute_rewards([c.text for g in groups for c in g],
                                     [s for s, g in zip(samples, groups) for _ in g], self.cfg.reward)["total"]
             rewards, at = [], 0
@@ -404,23 +405,22 @@ class GRPOTrainer:
         flat = [c for g in groups for c in g]
         scores = compute_rewards([c.text for c in flat], [s for s, n in zip(samples, sizes) for _ in range(n)],
                                  cfg.reward)
-        group_ids = torch.arange(len(samples)).repeat_interleave(torch.tensor(sizes))
         adv = step_advantages(self.estimator, cfg.algo, cfg.reward, scores, groups,
                               self.controller.advantage_weights(samples))
-        advantages, keep, train_mask = adv.advantages, adv.keep, adv.train_mask
+        advantages, keep, train_mask, group_ids = adv.advantages, adv.keep, adv.train_mask, adv.group_ids
         totals = torch.tensor(scores["total"])
         t_score = time.perf_counter() - t0 - t_gen
+        p_hats = self.pruner.p_hat(flat) if self.pruner is not None else []  # the predictions made at selection
         self._store_records(step, [] if replayed else records_from_groups(
             step, samples, groups, scores, row_advantages(advantages, train_mask), keep, t_gen, self._prompt_text,
-            lambda c: {"p_hat": self.pruner.p_hat([c])[0]} if self.pruner is not None else {}), replayed, flat)
+            [{"p_hat": p} for p in p_hats] if p_hats else None), replayed, flat)
         correct_flat = (torch.tensor(scores.get("accuracy", scores["total"])) >= 1.0).tolist()
         control_metrics = self._observe(
             samples, [scores["total"][offsets[g]:offsets[g + 1]] for g in range(len(samples))],
-            [correct_flat[offsets[g]:offsets[g + 1]] for g in range(len(samples))],
-            self.pruner.p_hat(flat) if self.pruner is not None else [], correct_flat,
+            [correct_flat[offsets[g]:offsets[g + 1]] for g in range(len(samples))], p_hats, correct_flat,
             [c.features for c in flat] if self.pruner is not None and self.pruner.quality_head is not None else [])
         if self.pruner is not None:
-            control_metrics.update(self._prune_metrics(flat, pruned, samples))
+            control_metrics.update(self._prune_metrics(p_hats, pruned, samples))
         t1 = time.perf_counter()
         update_metrics = {}
         if self._update_anywhere(bool(keep.any())):
@@ -545,15 +545,17 @@ class GRPOTrainer:
         if hasattr(self.engine, "sync_weights"):
             self.engine.sync_weights(self.model)
 
-    def _prune_metrics(self, kept: list[Completion], pruned: list[list[Completion]],
+    def _prune_metrics(self, kept_p_hats: list[float], pruned: list[list[Completion]],
                        samples: list[Sample]) -> dict[str, float]:
-        """What pruning did this step (fresh steps only: the pruned rollouts are not stored). ``pruned`` holds
-        one list per prompt per generation phase, in prompt order; mid-generation, they are unfinished heads."""
+        """What pruning did this step (fresh steps only: the pruned rollouts are not stored). ``kept_p_hats``: the
+        survivors' predicted success; ``pruned`` holds one list per prompt per generation phase, in prompt order;
+        mid-generation, they are unfinished heads."""
         if not pruned:
             return {}
         gone = [c for g in pruned for c in g]
-        out = {"prune/pool_rollouts": float(len(kept) + len(gone)), "prune/pruned_rollouts": float(len(gone)),
-               "prune/kept_p_hat": sum(self.pruner.p_hat(kept)) / len(kept),
+        kept = len(kept_p_hats)
+        out = {"prune/pool_rollouts": float(kept + len(gone)), "prune/pruned_rollouts": float(len(gone)),
+               "prune/kept_p_hat": sum(kept_p_hats) / kept,
                "prune/pruned_tokens": float(sum(len(c.token_ids) for c in gone))}
         if gone:
             out["prune/pruned_p_hat"] = sum(self.pruner.p_hat(gone)) / len(gone)

@@ -5,7 +5,7 @@ The trainer calls, once per fresh step (``P`` = prompts_per_step, ``G`` = group_
 
     prompts = controller.select_prompts(step, candidates)     # candidates: the default sampler's rows for the step
     sizes   = controller.allocate(step, prompts)              # rollouts per prompt; sum <= B
-    extra   = controller.refine(step, prompts, rewards, B - sum(sizes))   # only when budget is left (XRPO phase 2)
+    extra   = controller.refine(step, prompts, rewards, B - sum(sizes))   # phase 2 (``refines``: XRPO)
     weights = controller.advantage_weights(prompts)           # None, or a multiplier per prompt (GDRO Eq 16)
     metrics = controller.observe(prompts, rewards, correct)   # also on replayed steps: the state learns from both
 
@@ -65,6 +65,7 @@ class Controller:
     """No control (``rollout.controller: none``): the default prompts, ``group_size`` rollouts each."""
 
     name = "none"
+    refines = False  # whether a step has a second phase (``refine``) for the budget the first one left
 
     def __init__(self, rows: Sequence[Any], group_size: int, min_group_size: int, max_group_size: int,
                  seed: int = 0) -> None:
@@ -211,6 +212,7 @@ class XRPOController(Controller):
     """XRPO two-phase allocation: ``min_group_size`` each, then the remaining budget by priority."""
 
     name = "xrpo"
+    refines = True
 
     def __init__(self, rows, group_size, min_group_size, max_group_size, seed=0, **kwargs: Any) -> None:
         super().__init__(rows, group_size, min_group_size, max_group_size, seed)
