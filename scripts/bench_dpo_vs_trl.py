@@ -22,15 +22,13 @@ import argparse
 import json
 import os
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_grpo_vs_trl import peak_rss_mb, prepare  # noqa: E402  (the shared task + kit set-up)
+from bench_grpo_vs_trl import prepare, run_worker, step_stats, worker  # noqa: E402  (shared set-up, workers)
 
 RUNS = ("ours-text", "trl-text", "ours-video")
 
@@ -88,7 +86,13 @@ def run_ours(args, data_file: str, out_dir: Path) -> dict:
         tokens.append(int(batch.model_inputs["attention_mask"].sum()))
         return batch
 
-    trainer._pair_batch = counted
+    reference_pass = trainer._reference_pass
+
+    def then_count() -> None:  # count the training steps' sequences only, not the reference pass's
+        reference_pass()
+        trainer._pair_batch = counted
+
+    trainer._reference_pass = then_count
     trainer.train()
     per_step = sum(tokens) / max(1, len(marks))
     return {"init_s": init_s, "step_s": [b - a for a, b in zip(marks, marks[1:])], "tokens_per_step": per_step}
@@ -135,29 +139,9 @@ def run_trl(args, data_file: str, out_dir: Path) -> dict:
             "tokens_per_step": (tokens[-1] / len(tokens)) if tokens else float("nan")}
 
 
-def worker(args) -> None:
-    import veripo  # noqa: F401  (the torchvision shim, before transformers)
-
-    out_dir = Path(args.work) / f"run-{args.worker}"
-    data = args.text_file if args.worker.endswith("text") else args.video_file
-    result = (run_trl if args.worker.startswith("trl") else run_ours)(args, data, out_dir)
-    result["peak_rss_mb"] = peak_rss_mb()
-    print("RESULT " + json.dumps(result), flush=True)
-
-
 def spawn(name: str, args, paths: dict[str, str]) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--work", args.work, "--kit", paths["kit"],
-           "--text-file", paths["text_file"], "--video-file", paths["video_file"], "--steps", str(args.steps),
-           "--pairs", str(args.pairs)]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TQDM_DISABLE="1",
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="2")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    steps = result["step_s"]
-    result.update(s_per_step=statistics.median(steps), s_per_step_min=min(steps), s_per_step_mean=statistics.fmean(steps))
+    result = run_worker(__file__, name, args, paths, ["--pairs", str(args.pairs)])
+    result.update(step_stats(result["step_s"]))  # already steps 2..N: times between optimiser steps
     return result
 
 
@@ -172,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument(name, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args)
+        worker(args, run_ours, run_trl)
         return 0
     if args.pairs % 8 or args.steps < 3:
         ap.error("--pairs must be a multiple of 8 and --steps >= 3")

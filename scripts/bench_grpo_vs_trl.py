@@ -160,7 +160,11 @@ def run_trl(args, data_file: str, out_dir: Path) -> dict:
             "trl_step_time_s": trl_clock}
 
 
-def worker(args) -> None:
+def worker(args, run_ours, run_trl) -> None:
+    """The worker process (``--worker NAME``): run ``run_trl`` or ``run_ours`` on the text or video rows and print
+    its result, with the process's peak RSS, as one ``RESULT {json}`` line."""
+    import veripo  # noqa: F401  (the torchvision shim, before transformers)
+
     out_dir = Path(args.work) / f"run-{args.worker}"
     data = args.text_file if args.worker.endswith("text") else args.video_file
     fn = run_trl if args.worker.startswith("trl") else run_ours
@@ -170,10 +174,12 @@ def worker(args) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- driver
-def spawn(name: str, args, paths: dict[str, str]) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--work", args.work, "--kit", paths["kit"],
+def run_worker(script: str, name: str, args, paths: dict[str, str], extra: list[str]) -> dict:
+    """Run ``script --worker name`` in a fresh process (so peak RSS is per run) on the shared task and kit; its
+    ``RESULT`` line as a dict, with ``process_wall_s``."""
+    cmd = [sys.executable, script, "--worker", name, "--work", args.work, "--kit", paths["kit"],
            "--text-file", paths["text_file"], "--video-file", paths["video_file"], "--steps", str(args.steps),
-           "--prompts", str(args.prompts), "--group", str(args.group), "--tokens", str(args.tokens)]
+           *extra]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TQDM_DISABLE="1",
                TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="2")
     t0 = time.perf_counter()
@@ -184,10 +190,19 @@ def spawn(name: str, args, paths: dict[str, str]) -> dict:
         raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     result = json.loads(lines[-1][len("RESULT "):])
     result["process_wall_s"] = wall
-    measured = result["step_s"][1:] or result["step_s"]
-    result["s_per_step"] = statistics.median(measured)  # robust to other processes stealing the 2 cores
-    result["s_per_step_min"] = min(measured)
-    result["s_per_step_mean"] = statistics.fmean(measured)
+    return result
+
+
+def step_stats(seconds: list[float]) -> dict[str, float]:
+    """Median (robust to other processes stealing the 2 cores), fastest and mean seconds per step."""
+    return {"s_per_step": statistics.median(seconds), "s_per_step_min": min(seconds),
+            "s_per_step_mean": statistics.fmean(seconds)}
+
+
+def spawn(name: str, args, paths: dict[str, str]) -> dict:
+    result = run_worker(__file__, name, args, paths, ["--prompts", str(args.prompts), "--group", str(args.group),
+                                                      "--tokens", str(args.tokens)])
+    result.update(step_stats(result["step_s"][1:] or result["step_s"]))  # step 1 is warm-up
     return result
 
 
@@ -229,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument(name, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args)
+        worker(args, run_ours, run_trl)
         return 0
     if args.prompts * args.group % 16:
         ap.error("prompts x group must be a multiple of 16 (the micro-batch size)")
