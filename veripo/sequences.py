@@ -153,7 +153,7 @@ def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micr
         raise ValueError("completion_logps: ask for the entropy or log sum p^2, not both")
     n = len(batch)
     step = micro_batch_size or n
-    logps, ents = [], []
+    logps, stats = [], []  # stats: the entropy or log sum p^2, whichever was asked for
     width = batch.completion_ids.shape[1]
     for start in range(0, n, step):
         stop = min(n, start + step)
@@ -166,7 +166,7 @@ def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micr
         lp = log_probs.gather(-1, part.completion_ids.unsqueeze(-1)).squeeze(-1)
         logps.append(lp * part.completion_mask)
         if with_entropy:
-            ents.append(-(log_probs.exp() * log_probs).sum(-1).detach())
+            stats.append(-(log_probs.exp() * log_probs).sum(-1).detach())
         elif with_log_sum_sq:
-            ents.append(torch.logsumexp(2 * log_probs.detach(), -1))
-    return torch.cat(logps, 0), (torch.cat(ents, 0) if ents else None)
+            stats.append(torch.logsumexp(2 * log_probs.detach(), -1))
+    return torch.cat(logps, 0), (torch.cat(stats, 0) if stats else None)
