@@ -158,31 +158,15 @@ def _score(args) -> int:
 
 
 def build_engine(model: str, settings, kind: str = "auto"):
-    """Load ``model`` and wrap it in the project's generation engine (imported lazily)."""
-    try:
-        from veripo.video.sampling import VideoSampling
-    except ImportError as e:
-        raise VeripoError(f"video sampling is unavailable ({e})") from None
+    """Load ``model`` and wrap it in the rollout engine ``kind`` names (``auto``: vLLM where CUDA and vLLM are
+    present, else the HF engine); the one factory the GRPO stage uses too (veripo/rollout/engine.py)."""
+    from veripo.rollout.engine import EngineSpec, build_engine as build_rollout_engine
+    from veripo.video.sampling import VideoSampling
+
     fields = {f.name for f in dataclasses.fields(VideoSampling)}
     sampling = VideoSampling(**{k: v for k, v in settings.video_sampling_kwargs().items() if k in fields})
-    if kind in ("auto", "vllm"):
-        try:
-            import torch
-
-            if kind == "vllm" or torch.cuda.is_available():
-                from veripo.rollout.vllm_engine import VLLMEngine  # type: ignore[import-not-found]
-
-                return VLLMEngine(model, video_sampling=sampling)
-        except ImportError as e:
-            if kind == "vllm":
-                raise VeripoError(f"--engine vllm: the vLLM engine is unavailable ({e})") from None
-    try:
-        from veripo.models.load import load_policy
-        from veripo.rollout.hf_engine import HFEngine
-    except ImportError as e:
-        raise VeripoError(f"the Hugging Face engine is unavailable ({e})") from None
-    loaded, processor = load_policy(model)
-    return HFEngine(loaded, processor, video_sampling=sampling)
+    return build_rollout_engine(EngineSpec(name=kind, model_path=model, video=sampling,
+                                           batch_size=getattr(settings, "batch_size", 8)))
 
 
 def _run(args) -> int:

@@ -11,6 +11,7 @@ import torch
 from veripo.config import ConfigError, load_config
 from veripo.grpo.config import GRPOConfig
 from veripo.grpo.trainer import GRPOTrainer, micro_batches
+from veripo.rollout.engine import EngineCapabilities
 from veripo.io_utils import read_jsonl
 from veripo.rollout.control import GDROController, XRPOController, build_controller
 from veripo.rollout.prune import PrefixPruner
@@ -183,8 +184,10 @@ def test_xrpo_run_gives_the_extra_rollouts_where_the_allocator_says(warm_policy,
                    "rollout.controller=xrpo", "rollout.prompts_per_step=3",
                    "reward.weights={accuracy: 1.0, format: 0.5, 'test_grpo_control:response_chars': 1.0}")
     trainer, synced = GRPOTrainer(cfg), []
-    # an engine with sync_weights (colocated vLLM) gets the policy after every update
-    monkeypatch.setattr(trainer.engine, "sync_weights", lambda model: synced.append(model), raising=False)
+    # an engine that receives weights (colocated vLLM) gets the policy after every update
+    monkeypatch.setattr(trainer.engine, "capabilities", EngineCapabilities(continues_partial=True,
+                                                                           receives_weights=True))
+    monkeypatch.setattr(trainer.engine, "sync_weights", lambda model: synced.append(model))
     trainer.train()
     assert len(synced) == 2 and all(m is trainer.model for m in synced)
     rollouts = read_jsonl(tmp_path / "run" / "rollouts.jsonl")

@@ -133,7 +133,7 @@ def test_grpo_on_trees_trains_each_segment_once_and_stores_the_trees(warm_policy
         recs = [r for r in rollouts if r["step"] == step]
         assert len(recs) <= 2 * 4
         # the stored trees rebuild the step's layout: same decoded-token count as the run measured
-        from veripo.grpo.rollout_records import groups_from_records
+        from veripo.rollout.records import groups_from_records
         from veripo.records import RolloutRecord
 
         _, groups = groups_from_records([RolloutRecord.from_dict(r) for r in recs])

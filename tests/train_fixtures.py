@@ -40,8 +40,8 @@ def warm_policy_once() -> Path:
 
         task = task_once()
         cfg = load_config(SFTConfig, None, [f"model.path={task_kit_once()}", "model.freeze_vision=false",
-                                            f"train_file={task / 'train.jsonl'}", f"out_dir={_root() / 'warm'}",
-                                            "steps=40", "batch_size=16", "optim.lr=1e-3"] + VIDEO)
+                                            f"train_file={task / 'train.jsonl'}", f"run.out_dir={_root() / 'warm'}",
+                                            "run.steps=40", "batch_size=16", "optim.lr=1e-3"] + VIDEO)
         _CACHE["warm"] = Path(train_sft(cfg)["final_policy"])
     return _CACHE["warm"]
 

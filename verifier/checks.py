@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 from veripo.records import RolloutRecord
-from veripo.rewards import extract_answer, extract_think, format_ok, infer_problem_type, resolve_reward, think_length
+from veripo.rewards import (extract_answer, extract_think, format_ok, infer_problem_type, is_correct, resolve_reward,
+                            think_length)
 from veripo.verifier.config import VerifierConfig
 from veripo.verifier.repetition import repetition_check
 from veripo.verifier.verdicts import Verdict
@@ -36,6 +37,6 @@ def check_rollout(rec: RolloutRecord, config: VerifierConfig, tokenizer: Any = N
         problem_type=infer_problem_type(sample), format_ok=format_ok(response),
         answer=extract_answer(response), think_tokens=think_length(response, tokenizer),
         repetition_score=rep.score, repetitive=rep.repetitive, accuracy=accuracy,
-        correct=accuracy >= config.correct_threshold, truncated=rec.finish_reason == "length",
+        correct=is_correct(accuracy, config.correct_threshold), truncated=rec.finish_reason == "length",
         content_hash=content_hash(response, sample, salt),
     )

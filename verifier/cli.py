@@ -16,10 +16,11 @@ HELP = "Rollout-Aware Verifier: judge rollouts and build pairs.jsonl (in-process
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from veripo.cli import add_config_arguments
+    from veripo.verifier.judges import JUDGES
 
     parser.add_argument("--rollouts", help="rollouts.jsonl written by the GRPO stage")
     parser.add_argument("--out", help="output directory")
-    parser.add_argument("--judge", choices=["rule", "openai", "hf", "none"], default=None,
+    parser.add_argument("--judge", choices=list(JUDGES), default=None,
                         help="consistency judge (config judge.kind; default rule)")
     parser.add_argument("--judge-url", default=None, help="OpenAI-compatible base URL (config judge.url)")
     parser.add_argument("--judge-model", default=None, help="judge model name / local path (config judge.model)")

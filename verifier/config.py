@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from veripo.config import doc
+from veripo.rewards.accuracy import CORRECT_THRESHOLD
 
 
 @dataclasses.dataclass
@@ -60,7 +61,8 @@ class VerifierConfig:
     accuracy_reward: str = doc("Accuracy function: 'accuracy' or an import path 'package.module:function'.",
                                "accuracy")
     correct_threshold: float = doc("A rollout is correct when its accuracy is at least this (MC/numeric are "
-                                   "0/1; MRA, WER and ROUGE scores are graded).", 0.5)
+                                   "0/1; MRA, WER and ROUGE scores are graded; veripo.rewards.is_correct, the rule GRPO uses too).",
+                                   CORRECT_THRESHOLD)
     batch_size: int = doc("Rollouts per judge batch / per service request.", 64)
     service_url: str | None = doc("Verify through a running `veripo serve-verifier` at this URL instead of "
                                   "in-process.", None)

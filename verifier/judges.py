@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from veripo.errors import ConfigError
 from veripo.prompts import question_text
 from veripo.rewards import choice_letter, extract_answer, extract_think, infer_problem_type, parse_number
 from veripo.verifier.config import JudgeConfig
@@ -271,12 +272,16 @@ class HFJudge(LLMJudge):
         return out.texts[0]
 
 
+# judge.kind -> how to build it from the judge config; a new judge is a class above plus one entry here
+JUDGES: dict[str, Any] = {
+    "rule": lambda cfg: RuleJudge(),
+    "openai": OpenAIJudge,
+    "hf": HFJudge,
+    "none": lambda cfg: NoJudge(),
+}
+
+
 def build_judge(cfg: JudgeConfig):
-    kinds = {"rule": RuleJudge, "none": NoJudge}
-    if cfg.kind in kinds:
-        return kinds[cfg.kind]()
-    if cfg.kind == "openai":
-        return OpenAIJudge(cfg)
-    if cfg.kind == "hf":
-        return HFJudge(cfg)
-    raise ValueError(f"judge.kind {cfg.kind!r} is not one of rule, openai, hf, none")
+    if cfg.kind not in JUDGES:
+        raise ConfigError(f"judge.kind {cfg.kind!r} is not one of {', '.join(JUDGES)}")
+    return JUDGES[cfg.kind](cfg)

@@ -19,11 +19,9 @@ from typing import Any, Iterable, TypeVar
 
 import yaml
 
+from veripo.errors import ConfigError  # noqa: F401  (re-exported: the error every config problem raises)
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message says which key and why."""
 
 
 def doc(help: str, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING) -> Any:
@@ -103,6 +101,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build dataclass ``cls`` from a (nested) mapping, converting and checking every key."""
     if data is None:
         data = {}
+    data = _moved_keys(cls, data, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
@@ -112,6 +111,28 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         )
     kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
     return cls(**kwargs)
+
+
+def _moved_keys(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Keys a config class has moved (``MOVED_KEYS = {"out_dir": "run.out_dir"}`` on the class): the old spelling
+    is still read, with a warning naming the new one, unless both are given."""
+    moved = getattr(cls, "MOVED_KEYS", None)
+    if not moved or not any(k in data for k in moved):
+        return data
+    import logging
+
+    data = dict(data)
+    for old, new in moved.items():
+        if old not in data:
+            continue
+        section, key = new.split(".")
+        target = dict(data.get(section) or {})
+        if key in target:
+            raise ConfigError(f"{prefix}{old} and {prefix}{new} are both given: {old} is the old name of {new}")
+        logging.getLogger(__name__).warning("config key %s%s is now %s%s", prefix, old, prefix, new)
+        target[key] = data.pop(old)
+        data[section] = target
+    return data
 
 
 def to_dict(obj: Any) -> Any:

@@ -15,3 +15,7 @@ class DataError(VeripoError):
 
 class JudgeError(VeripoError):
     """The judge endpoint failed after all retries (dead, timing out, or answering garbage)."""
+
+
+class ConfigError(VeripoError, ValueError):
+    """A configuration value is unknown, misspelt or impossible (the message names the key and how to fix it)."""

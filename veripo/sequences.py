@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from veripo.rollout.prompt_batch import PromptBatch
+from veripo.prompt_batch import PromptBatch
 
 
 @dataclasses.dataclass

@@ -14,26 +14,24 @@ one-process gradient; the held-out check is split over ranks the same way; rank 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from veripo.cli import add_config_arguments, config_from_args
-from veripo.config import doc, save_config
+from veripo.cli import add_stage_arguments, run_stage
+from veripo.config import doc
 from veripo.data.schema import Sample, load_samples
-from veripo.io_utils import atomic_write_json
-from veripo.rollout.prompt_batch import build_prompt_batch
-from veripo.rollout.sampler import PromptSampler
+from veripo.errors import ConfigError, DataError
+from veripo.prompt_batch import build_prompt_batch
 from veripo.sequences import build_sequences, completion_logps
-from veripo.train.distributed import (DistConfig, TrainEngine, all_gather_objects, all_reduce_mean, all_reduce_sum,
-                                      init_distributed, shard)
-from veripo.train.metrics import MetricsLogger, progress
-from veripo.train.optim import OptimConfig, build_optimizer, build_scheduler
-from veripo.train.policy_setup import ModelConfig, load_trainable_policy
+from veripo.train.distributed import DistConfig, all_gather_objects, all_reduce_sum, shard
+from veripo.train.optim import OptimConfig
+from veripo.train.policy_setup import ModelConfig
+from veripo.train.run_config import RunConfig
+from veripo.train.sampler import PromptSampler
+from veripo.train.stage import TrainingStage
 from veripo.video.cache import FrameCache
 from veripo.video.sampling import VideoSampling
 
@@ -52,15 +50,17 @@ class StopConfig:
 
 @dataclasses.dataclass
 class SFTConfig:
+    MOVED_KEYS = {k: f"run.{k}" for k in ("out_dir", "seed", "steps")}
+
     model: ModelConfig = doc("The policy.", default_factory=ModelConfig)
     train_file: str = doc("JSONL rows with a 'response' field.", "")
     video: VideoSampling = doc("Frame sampling.", default_factory=VideoSampling)
     batch_size: int = doc("Rows per step.", 16)
-    steps: int = doc("Maximum steps.", 300)
     optim: OptimConfig = doc("Optimiser.", default_factory=lambda: OptimConfig(lr=1e-3))
     stop: StopConfig = doc("Early stopping on held-out accuracy.", default_factory=StopConfig)
-    out_dir: str = doc("Output directory (final/ holds the policy).", "runs/sft")
-    seed: int = doc("Seed.", 0)
+    run: RunConfig = doc("Run directory (final/ holds the policy), the most steps, checkpoints, seed.",
+                         default_factory=lambda: RunConfig(out_dir="runs/sft", steps=300, save_every=0,
+                                                           tensorboard=False))
     dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh); batch_size must be a "
                            "multiple of the number of processes.", default_factory=DistConfig)
 
@@ -93,109 +93,82 @@ def greedy_accuracy(model, processor, rows: list[Sample], sampling: VideoSamplin
     return summarise_accuracy(greedy_scores(model, processor, rows, sampling, cache, max_new_tokens, batch_size))
 
 
-def train_sft(cfg: SFTConfig, model=None, processor=None) -> dict[str, Any]:
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out_dir)
-    if cfg.dist.backend != "none":  # one process per GPU: each loads the policy onto its own device
-        info = init_distributed(cfg.dist.timeout_minutes)
-        if cfg.model.device == "auto" and info.device.type == "cuda":
-            cfg.model.device = str(info.device)
-        if cfg.batch_size % info.world_size:
-            raise ValueError(f"batch_size {cfg.batch_size} is not a multiple of the {info.world_size} processes")
-    out.mkdir(parents=True, exist_ok=True)
-    if model is None:
-        model, processor = load_trainable_policy(cfg.model)
-    errors: list[str] = []
-    rows = [r for r in load_samples(cfg.train_file, errors=errors) if r.response]
-    if not rows:
-        raise ValueError(f"{cfg.train_file}: no rows with a 'response' to train on")
-    val = load_samples(cfg.stop.val_file) if cfg.stop.val_file else []
-    cache = FrameCache()
-    tok = processor.tokenizer
-    eos = tok.convert_tokens_to_ids("<|im_end|>")
-    sampler = PromptSampler(rows, cfg.batch_size, cfg.seed)
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, cfg.steps)
-    engine = TrainEngine.create(model, optimizer, scheduler, cfg.dist, grad_clip=cfg.optim.grad_clip,
-                                micro_batch_size=cfg.optim.micro_batch_size)
-    rank, world = engine.rank, engine.world_size
-    if engine.is_main:
-        save_config(cfg, out / "config.yaml")
-    logger = MetricsLogger(out, tensorboard=False) if engine.is_main else None
-    bar = progress(cfg.steps, "sft") if engine.is_main else None
-    history: list[dict[str, Any]] = []
-    stopped_at = cfg.steps
-    t_start = time.perf_counter()
-    try:
-        for step in range(cfg.steps):
-            batch_rows = shard(sampler.batch(step), rank, world)
-            prompts = build_prompt_batch(processor, batch_rows, cache, cfg.video)
-            targets = [tok.encode(r.response, add_special_tokens=False) + [eos] for r in batch_rows]
-            seqs = build_sequences(prompts, list(range(len(batch_rows))), targets, tok.pad_token_id)
-            model.train()
-            n, mbs = len(seqs), cfg.optim.micro_batch_size
-            # per-rank normaliser: all ranks' tokens / W, so DDP's gradient average is the one-process gradient
-            total_tokens = all_reduce_sum(float(seqs.completion_mask.sum())) / world
-            loss_value = 0.0
-            starts = list(range(0, n, mbs))
-            for i, s in enumerate(starts):
-                part = seqs.slice(s, min(n, s + mbs))
-                with engine.accumulating(last=i == len(starts) - 1):
-                    logps, _ = completion_logps(engine.model, part)
-                    loss = -(logps * part.completion_mask).sum() / total_tokens
-                    engine.backward(loss)
-                loss_value += float(loss.detach())
-            grad_norm = engine.step(cfg.optim.grad_clip)
-            lr = scheduler.get_last_lr()[0] if engine.backend != "deepspeed" else engine.optimizer.param_groups[0]["lr"]
-            record: dict[str, Any] = {"loss": loss_value, "grad_norm": grad_norm}
-            record = {**(all_reduce_mean(record) if world > 1 else record), "lr": lr}
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.3f}")
-            stop = False
-            if val and (step + 1) % cfg.stop.eval_every == 0:
-                scored = greedy_scores(engine.unwrapped, processor, shard(val, rank, world, require_even=False),
-                                       cfg.video, cache, cfg.stop.max_new_tokens)
-                if world > 1:
-                    scored = [x for part in all_gather_objects(scored) for x in part]
-                acc, per_class = summarise_accuracy(scored)
-                record.update({"val_accuracy": acc, "val_min_class_accuracy": min(per_class.values())})
-                stop = (step + 1 >= cfg.stop.min_steps and acc >= cfg.stop.min_accuracy
-                        and min(per_class.values()) >= cfg.stop.min_class_accuracy)
-            if logger is not None:
-                logger.log(step, record)
-            history.append(record)
-            if stop:
-                stopped_at = step + 1
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-        if logger is not None:
-            logger.close()
-    from veripo.models.lora import save_policy
+class SFTTrainer(TrainingStage):
+    """The supervised warm start on the shared stage skeleton (veripo/train/stage.py)."""
 
-    weights = engine.full_state_dict() if engine.backend == "deepspeed" else None
-    summary = {"steps": stopped_at, "final_policy": str(out / "final"), "bad_rows": len(errors),
-               "seconds": time.perf_counter() - t_start,
-               "val_accuracy": next((h["val_accuracy"] for h in reversed(history) if "val_accuracy" in h), None)}
-    if engine.is_main:
-        save_policy(model, processor, out / "final", state_dict=weights)
-        atomic_write_json(out / "final" / "done.json", summary)
-    engine.close()
-    return summary
+    name = "sft"
+
+    def __init__(self, cfg: SFTConfig, model=None, processor=None):
+        super().__init__(cfg, model, processor)
+        self.rows = [r for r in load_samples(cfg.train_file, errors=self.errors) if r.response]
+        if not self.rows:
+            raise DataError(f"{cfg.train_file}: no rows with a 'response' to train on")
+        self.val = load_samples(cfg.stop.val_file) if cfg.stop.val_file else []
+        self.cache = FrameCache()
+        self.end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.sampler = PromptSampler(self.rows, cfg.batch_size, cfg.run.seed)
+        self.setup_optimisation(cfg.run.steps)
+        self._t0 = time.perf_counter()
+
+    def check_world(self, world_size: int) -> None:
+        if self.cfg.batch_size % world_size:
+            raise ConfigError(f"batch_size {self.cfg.batch_size} is not a multiple of the {world_size} processes")
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg, te = self.cfg, self.train_engine
+        rows = shard(self.sampler.batch(step), te.rank, te.world_size)
+        prompts = build_prompt_batch(self.processor, rows, self.cache, cfg.video)
+        targets = [self.tokenizer.encode(r.response, add_special_tokens=False) + [self.end_id] for r in rows]
+        seqs = build_sequences(prompts, list(range(len(rows))), targets, self.tokenizer.pad_token_id)
+        self.model.train()
+        n, mbs = len(seqs), cfg.optim.micro_batch_size
+        # per-rank normaliser: all ranks' tokens / W, so DDP's gradient average is the one-process gradient
+        total_tokens = all_reduce_sum(float(seqs.completion_mask.sum())) / te.world_size
+        loss_value = 0.0
+        starts = list(range(0, n, mbs))
+        for i, s in enumerate(starts):
+            part = seqs.slice(s, min(n, s + mbs))
+            with te.accumulating(last=i == len(starts) - 1):
+                logps, _ = completion_logps(te.model, part)
+                loss = -(logps * part.completion_mask).sum() / total_tokens
+                te.backward(loss)
+            loss_value += float(loss.detach())
+        record = {"loss": loss_value, "grad_norm": te.step(cfg.optim.grad_clip)}
+        if self.val and (step + 1) % cfg.stop.eval_every == 0:
+            scored = greedy_scores(te.unwrapped, self.processor, shard(self.val, te.rank, te.world_size,
+                                                                       require_even=False),
+                                   cfg.video, self.cache, cfg.stop.max_new_tokens)
+            if te.world_size > 1:
+                scored = [x for part in all_gather_objects(scored) for x in part]
+            acc, per_class = summarise_accuracy(scored)
+            record.update({"val_accuracy": acc, "val_min_class_accuracy": min(per_class.values())})
+        return record
+
+    def should_stop(self, step: int, metrics: dict[str, float]) -> bool:
+        stop = self.cfg.stop
+        return ("val_accuracy" in metrics and step + 1 >= stop.min_steps and metrics["val_accuracy"] >= stop.min_accuracy
+                and metrics["val_min_class_accuracy"] >= stop.min_class_accuracy)
+
+    def postfix(self, metrics: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{metrics['loss']:.3f}"}
+
+    def summary(self, history: list[dict[str, float]], steps_done: int) -> dict[str, Any]:
+        return {"steps": steps_done, "final_policy": str(self.out / "final"), "bad_rows": len(self.errors),
+                "seconds": time.perf_counter() - self._t0,
+                "val_accuracy": next((h["val_accuracy"] for h in reversed(history) if "val_accuracy" in h), None)}
+
+
+def train_sft(cfg: SFTConfig, model=None, processor=None, resume: bool = False) -> dict[str, Any]:
+    """Run ``veripo sft`` (see :class:`SFTTrainer`) and return its summary."""
+    return SFTTrainer(cfg, model, processor).train(resume=resume)
 
 
 HELP = "Supervised warm start on rows with a target 'response', with optional early stopping on val accuracy."
 
 
 def add_arguments(parser) -> None:
-    add_config_arguments(parser)
+    add_stage_arguments(parser, "run.out_dir")
 
 
 def run(args) -> int:
-    cfg = config_from_args(args, SFTConfig)
-    if cfg is None:
-        return 0
-    print(json.dumps(train_sft(cfg), indent=2))
-    return 0
+    return run_stage(args, SFTConfig, "veripo.sft:SFTTrainer", "row")

@@ -436,22 +436,23 @@ def brain_loss(policy_logps: Tensor, proposal_logps: Tensor, rewards: Tensor | N
 
 
 @preference_loss("brain")
-def brain(t: PairTerms, chosen_rewards: Tensor | None = None, rejected_rewards: Tensor | None = None,
+def brain(t: PairTerms, chosen_scores: Tensor | None = None, rejected_scores: Tensor | None = None,
           temperature: float = 1.0, **_: object) -> Tensor:
     """BRAIn on a pair (Pandey et al. 2024, arXiv 2402.02479): n = 2, proposal = prior = pi_ref, so
     L = -sum_{i in {w, l}} alpha_i log softmax(log r_w, log r_l)_i  (``brain_loss`` over {chosen, rejected}).
     Without rewards the target is one-hot on the chosen completion, i.e. DPO with beta = 1 (``beta`` is not
-    used: the importance weights are unscaled). With ``chosen_rewards`` / ``rejected_rewards`` [B] from a
-    reward model, alpha = softmax(r / temperature). Needs the reference. See ``brain_loss`` for what was checked.
+    used: the importance weights are unscaled). With ``chosen_scores`` / ``rejected_scores`` [B] from a
+    reward model or the verifier, alpha = softmax(score / temperature) (a "score" is an external judgement of a
+    response; a "reward" in these modules is always DPO's implicit beta * log ratio). Needs the reference. See ``brain_loss`` for what was checked.
     """
     policy = torch.stack([t.chosen_logps, t.rejected_logps], dim=-1)
     proposal = torch.stack([t.ref_chosen_logps, t.ref_rejected_logps], dim=-1)
-    if chosen_rewards is None or rejected_rewards is None:
+    if chosen_scores is None or rejected_scores is None:
         target = torch.zeros_like(policy)
         target[:, 0] = 1.0
         return brain_loss(policy, proposal, target=target)
-    rewards = torch.stack([chosen_rewards, rejected_rewards], dim=-1).to(policy.dtype)
-    return brain_loss(policy, proposal, rewards=rewards, temperature=temperature)
+    scores = torch.stack([chosen_scores, rejected_scores], dim=-1).to(policy.dtype)
+    return brain_loss(policy, proposal, rewards=scores, temperature=temperature)
 
 
 @preference_loss("srpo")

@@ -103,9 +103,9 @@ def run_demo(cfg: DemoConfig, resume: bool = False) -> dict[str, Any]:
     if not (sft_dir / "final" / "done.json").exists():
         sft_cfg = from_dict(SFTConfig, merge({
             "model": {"path": model_path, **cfg.loop.get("model", {})}, "train_file": str(files.train),
-            "video": cfg.video, "out_dir": str(sft_dir), "seed": cfg.seed,
+            "video": cfg.video, "run": {"out_dir": str(sft_dir), "seed": cfg.seed},
             "stop": {"val_file": str(files.val)}}, cfg.sft))
-        _say(f"[demo] warm start (SFT, up to {sft_cfg.steps} steps, stops when val accuracy >= "
+        _say(f"[demo] warm start (SFT, up to {sft_cfg.run.steps} steps, stops when val accuracy >= "
              f"{sft_cfg.stop.min_accuracy:.0%} with every class >= {sft_cfg.stop.min_class_accuracy:.0%})")
         sft = train_sft(sft_cfg)
     else:

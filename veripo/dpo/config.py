@@ -8,6 +8,7 @@ from veripo.config import doc
 from veripo.train.optim import OptimConfig
 from veripo.train.distributed import DistConfig
 from veripo.train.policy_setup import ModelConfig
+from veripo.train.run_config import RunConfig
 from veripo.video.sampling import VideoSampling
 
 
@@ -29,6 +30,8 @@ class LossConfig:
 
 @dataclasses.dataclass
 class DPOConfig:
+    MOVED_KEYS = {k: f"run.{k}" for k in ("out_dir", "save_every", "keep_last", "seed", "tensorboard")}
+
     model: ModelConfig = doc("The policy (also the reference: its log-probs are computed once, before training).",
                              default_factory=ModelConfig)
     pairs_file: str = doc("pairs.jsonl from the verifier.", "")
@@ -38,10 +41,8 @@ class DPOConfig:
     batch_size: int = doc("Pairs per optimiser step (VerIPO: 32).", 32)
     epochs: float = doc("Passes over the training pairs (VerIPO: 1).", 1.0)
     heldout_fraction: float = doc("Pairs held out to measure the chosen-over-rejected margin before/after.", 0.1)
-    out_dir: str = doc("Run directory: ref_logps.pt, metrics.jsonl, checkpoints/, final/.", "runs/dpo")
-    save_every: int = doc("Checkpoint every N steps (0 = only at the end).", 50)
-    keep_last: int = doc("Checkpoints kept.", 2)
-    seed: int = doc("Seed.", 0)
-    tensorboard: bool = doc("Also log to TensorBoard.", True)
+    run: RunConfig = doc("Run directory (ref_logps.pt, metrics.jsonl, checkpoints/, final/), steps (null = from "
+                         "epochs), checkpoints, seed.",
+                         default_factory=lambda: RunConfig(out_dir="runs/dpo", steps=None, save_every=50))
     dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh); batch_size must be a "
                            "multiple of the number of processes.", default_factory=DistConfig)

@@ -9,10 +9,9 @@ SRPO's self-revision terms are computed with a revision prompt ("improve this re
 """
 from __future__ import annotations
 
-import json
+import io
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,21 +19,19 @@ import torch
 from veripo.algos.preference_losses import (combine_preference_losses, implicit_rewards, loss_needs_reference,
                                             preference_metrics)
 from veripo.algos.preference_weighting import check_weighting, weighted_preference_losses
-from veripo.config import save_config
 from veripo.data.schema import Sample
 from veripo.dpo.config import DPOConfig
 from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores
-from veripo.io_utils import atomic_write_json
+from veripo.errors import ConfigError, DataError
+from veripo.io_utils import atomic_write_bytes
+from veripo.prompt_batch import build_prompt_batch
 from veripo.records import PairRecord
-from veripo.rollout.prompt_batch import build_prompt_batch
-from veripo.rollout.sampler import PromptSampler
 from veripo.sequences import SequenceBatch, build_sequences, completion_logps
-from veripo.train.checkpoint import (checkpoint_dir, latest_checkpoint, load_policy_weights, load_trainer_state,
-                                     save_checkpoint, set_rng_state)
-from veripo.train.distributed import TrainEngine, all_reduce_mean, init_distributed, shard
-from veripo.train.metrics import MetricsLogger, progress
-from veripo.train.optim import build_optimizer, build_scheduler
-from veripo.train.policy_setup import load_trainable_policy, model_device
+from veripo.train.distributed import shard
+from veripo.train.metrics import progress
+from veripo.train.policy_setup import model_device
+from veripo.train.sampler import PromptSampler
+from veripo.train.stage import TrainingStage
 from veripo.video.cache import FrameCache
 
 log = logging.getLogger(__name__)
@@ -48,25 +45,15 @@ def revision_sample(sample: Sample, response: str) -> Sample:
     return dataclasses.replace(sample, problem=sample.problem + REVISION_HINT.format(response=response))
 
 
-class DPOTrainer:
+class DPOTrainer(TrainingStage):
+    name = "dpo"
+
     def __init__(self, cfg: DPOConfig, model=None, processor=None):
-        self.cfg = cfg
-        self.out = Path(cfg.out_dir)
-        torch.manual_seed(cfg.seed)
-        if cfg.dist.backend != "none":  # one process per GPU: each loads the policy onto its own device
-            info = init_distributed(cfg.dist.timeout_minutes)
-            if cfg.model.device == "auto" and info.device.type == "cuda":
-                cfg.model.device = str(info.device)
-            if cfg.batch_size % info.world_size:
-                raise ValueError(f"batch_size {cfg.batch_size} is not a multiple of the {info.world_size} processes")
-        if model is None:
-            model, processor = load_trainable_policy(cfg.model)
-        self.model, self.processor = model, processor
-        self.tok = processor.tokenizer
-        self.errors: list[str] = []
+        super().__init__(cfg, model, processor)
+        self.tok = self.tokenizer
         pairs = load_pairs(cfg.pairs_file, self.errors)
         if not pairs:
-            raise ValueError(f"{cfg.pairs_file}: no usable pairs ({len(self.errors)} bad rows)")
+            raise DataError(f"{cfg.pairs_file}: no usable pairs ({len(self.errors)} bad rows)")
         self.train_pairs = [p for p in pairs if not is_heldout(p[0].pair_id, cfg.heldout_fraction)]
         self.heldout_pairs = [p for p in pairs if is_heldout(p[0].pair_id, cfg.heldout_fraction)]
         if not self.train_pairs:
@@ -78,14 +65,21 @@ class DPOTrainer:
         self.needs_revision = "srpo" in names
         check_weighting(names, cfg.loss.use_weighting, cfg.loss.ld_alpha)
         self.cache = FrameCache()
-        self.steps = max(1, int(round(len(self.train_pairs) * cfg.epochs / cfg.batch_size)))
-        self.sampler = PromptSampler(self.train_pairs, min(cfg.batch_size, len(self.train_pairs)), cfg.seed)
-        self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps)
-        # trained forwards go through engine.model (DDP / DeepSpeed wrapper); reference passes use self.model
-        self.engine = TrainEngine.create(self.model, self.optimizer, self.scheduler, cfg.dist,
-                                         grad_clip=cfg.optim.grad_clip, micro_batch_size=cfg.optim.micro_batch_size)
+        steps = cfg.run.steps or max(1, int(round(len(self.train_pairs) * cfg.epochs / cfg.batch_size)))
+        self.sampler = PromptSampler(self.train_pairs, min(cfg.batch_size, len(self.train_pairs)), cfg.run.seed)
+        # trained forwards go through train_engine.model (DDP / DeepSpeed wrapper); reference passes use self.model
+        self.setup_optimisation(steps)
         self.ref: dict[str, dict[str, torch.Tensor]] = {}
+        self._before: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    @property
+    def steps(self) -> int:
+        return self.total_steps
+
+    def check_world(self, world_size: int) -> None:
+        if self.cfg.batch_size % world_size:
+            raise ConfigError(f"batch_size {self.cfg.batch_size} is not a multiple of the {world_size} processes")
 
     # ------------------------------------------------------------------------------ sequences
     def _encode(self, text: str) -> list[int]:
@@ -128,7 +122,7 @@ class DPOTrainer:
         guide = None
         if self.needs_guidance:
             if not self.cfg.loss.guidance_model:
-                raise ValueError("tgdpo needs loss.guidance_model: a checkpoint whose token log-ratio guides DPO")
+                raise ConfigError("tgdpo needs loss.guidance_model: a checkpoint whose token log-ratio guides DPO")
             from veripo.models import load_policy
 
             guide, _ = load_policy(self.cfg.loss.guidance_model, device=str(model_device(self.model)))
@@ -155,14 +149,11 @@ class DPOTrainer:
                 bar.update(B)
         bar.close()
         self.model.train()
-        from veripo.io_utils import atomic_write_bytes
-        import io
-
-        if self.engine.is_main:
+        if self.train_engine.is_main:
             buf = io.BytesIO()
             torch.save(self.ref, buf)
             atomic_write_bytes(path, buf.getvalue())
-        self.engine.barrier()
+        self.train_engine.barrier()
 
     def _ref_tensor(self, pairs, key: str, width: int) -> torch.Tensor:
         out = torch.zeros(len(pairs), width)
@@ -175,7 +166,7 @@ class DPOTrainer:
     def pair_losses(self, pairs: list[tuple[PairRecord, Sample]]) -> tuple[torch.Tensor, dict[str, float]]:
         B = len(pairs)
         batch = self._pair_batch(pairs)
-        logps, log_sum_sq = completion_logps(self.engine.model, batch,
+        logps, log_sum_sq = completion_logps(self.train_engine.model, batch,
                                              micro_batch_size=self.cfg.optim.micro_batch_size,
                                              with_log_sum_sq=self.cfg.loss.use_weighting)  # WPO's weights
         mask = batch.completion_mask
@@ -186,16 +177,14 @@ class DPOTrainer:
         if self.needs_ref:
             ref_c, ref_r = self._ref_tensor(pairs, "chosen", width), self._ref_tensor(pairs, "rejected", width)
         scores = torch.tensor([preference_scores(p) for p, _ in pairs], device=logps.device)
-        hp.setdefault("chosen_scores", scores[:, 0])
+        hp.setdefault("chosen_scores", scores[:, 0])  # the verifier's judgement of each response (smpo, brain)
         hp.setdefault("rejected_scores", scores[:, 1])
-        hp.setdefault("chosen_rewards", scores[:, 0])
-        hp.setdefault("rejected_rewards", scores[:, 1])
         if self.needs_guidance:
             hp["chosen_token_guidance"] = self._ref_tensor(pairs, "guide_chosen", width)
             hp["rejected_token_guidance"] = self._ref_tensor(pairs, "guide_rejected", width)
         if self.needs_revision:
             rev_batch = self._pair_batch(pairs, revision=True)
-            rev = (self._logps(self.engine.model, rev_batch) * rev_batch.completion_mask).sum(-1).view(4, B)
+            rev = (self._logps(self.train_engine.model, rev_batch) * rev_batch.completion_mask).sum(-1).view(4, B)
             rev_ref = torch.stack([self.ref[p.pair_id]["revision"] for p, _ in pairs], 1).to(rev.device)
             ratio = rev - rev_ref
             hp.update(logratio_chosen_given_rejected=ratio[0], logratio_rejected_given_rejected=ratio[1],
@@ -240,88 +229,36 @@ class DPOTrainer:
         return {"heldout/margin": sum(margins) / len(margins),
                 "heldout/logp_gap": sum(gaps) / len(gaps), "heldout/pairs": float(len(pairs))}
 
-    # ------------------------------------------------------------------------------ run
-    @property
-    def is_main(self) -> bool:
-        return self.engine.is_main
-
-    @property
-    def bad_inputs(self) -> list[str]:
-        """Pairs set aside while loading (file:line and why)."""
-        return self.errors
-
-    def train(self, resume: bool = False) -> dict[str, Any]:
-        cfg, engine = self.cfg, self.engine
-        self.out.mkdir(parents=True, exist_ok=True)
-        marker = self.out / "final" / "done.json"
-        if resume and marker.exists():
-            return json.loads(marker.read_text())
-        if engine.is_main:
-            save_config(cfg, self.out / "config.yaml")
-        start = 0
-        if resume and (ckpt := latest_checkpoint(self.out)) is not None:
-            state = load_trainer_state(ckpt)
-            if engine.backend == "deepspeed":
-                engine.load_checkpoint(ckpt)
-            else:
-                load_policy_weights(self.model, ckpt)
-                engine.load_state_dict({"optimizer": state["optimizer"], "scheduler": state["scheduler"]})
-            set_rng_state(state["rng"])
-            start = int(state["step"])
+    # ------------------------------------------------------------------------------ stage hooks
+    def before_loop(self, start: int, resume: bool) -> None:
         if self.needs_ref or self.needs_guidance or self.needs_revision:
             self._reference_pass()
-        before = self.heldout_margin() if start == 0 else {}
-        logger = MetricsLogger(self.out, tensorboard=cfg.tensorboard) if engine.is_main else None
-        bar = progress(self.steps, "dpo", initial=start) if engine.is_main else None
-        t0 = time.perf_counter()
-        try:
-            for step in range(start, self.steps):
-                pairs = shard(self.sampler.batch(step), engine.rank, engine.world_size, require_even=False)
-                self.model.train()
-                mbs = max(1, cfg.optim.micro_batch_size // 2)  # each pair is two sequences
-                metrics: dict[str, float] = {}
-                for s in range(0, len(pairs), mbs):
-                    part = pairs[s: s + mbs]
-                    with engine.accumulating(last=s + mbs >= len(pairs)):
-                        loss, m = self.pair_losses(part)
-                        engine.backward(loss * len(part) / len(pairs))
-                    for k, v in m.items():
-                        metrics[k] = metrics.get(k, 0.0) + v * len(part) / len(pairs)
-                metrics["grad_norm"] = engine.step(cfg.optim.grad_clip)
-                metrics = all_reduce_mean(metrics) if engine.world_size > 1 else metrics
-                metrics["lr"] = self.scheduler.get_last_lr()[0] if engine.backend != "deepspeed" else \
-                    engine.optimizer.param_groups[0]["lr"]
-                if logger is not None:
-                    logger.log(step, metrics)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", margin=f"{metrics['rewards/margins']:.3f}")
-                if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < self.steps:
-                    self._save(step + 1)
-        finally:
-            if bar is not None:
-                bar.close()
-            if logger is not None:
-                logger.close()
+        self._before = self.heldout_margin() if start == 0 else {}
+        self._t0 = time.perf_counter()
+
+    def step(self, step: int) -> dict[str, float]:
+        te = self.train_engine
+        pairs = shard(self.sampler.batch(step), te.rank, te.world_size, require_even=False)
+        self.model.train()
+        mbs = max(1, self.cfg.optim.micro_batch_size // 2)  # each pair is two sequences
+        metrics: dict[str, float] = {}
+        for s in range(0, len(pairs), mbs):
+            part = pairs[s: s + mbs]
+            with te.accumulating(last=s + mbs >= len(pairs)):
+                loss, m = self.pair_losses(part)
+                te.backward(loss * len(part) / len(pairs))
+            for k, v in m.items():
+                metrics[k] = metrics.get(k, 0.0) + v * len(part) / len(pairs)
+        metrics["grad_norm"] = te.step(self.cfg.optim.grad_clip)
+        return metrics
+
+    def postfix(self, metrics: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{metrics['loss']:.3f}", "margin": f"{metrics['rewards/margins']:.3f}"}
+
+    def summary(self, history: list[dict[str, float]], steps_done: int) -> dict[str, Any]:
         after = self.heldout_margin()
-        summary = {"steps": self.steps, "pairs_train": len(self.train_pairs), "pairs_heldout": len(self.heldout_pairs),
-                   "bad_rows": len(self.errors), "final_policy": str(self.out / "final"),
-                   "seconds": time.perf_counter() - t0, "losses": cfg.loss.names, "processes": engine.world_size,
-                   **{f"before/{k}": v for k, v in before.items()}, **{f"after/{k}": v for k, v in after.items()}}
-        from veripo.models.lora import save_policy
-
-        weights = engine.full_state_dict() if engine.backend == "deepspeed" else None
-        if engine.is_main:
-            save_policy(self.model, self.processor, self.out / "final", state_dict=weights)
-            atomic_write_json(marker, summary)
-        engine.close()
-        return summary
-
-    def _save(self, steps_done: int) -> None:
-        """Rank 0 writes the policy + trainer state; DeepSpeed's partitioned state is written by every rank."""
-        engine = self.engine
-        if engine.is_main:
-            save_checkpoint(self.out, steps_done, self.model, self.processor, self.optimizer, self.scheduler,
-                            {"steps_done": steps_done}, keep_last=self.cfg.keep_last)
-        engine.barrier()
-        if engine.backend == "deepspeed":
-            engine.save_checkpoint(checkpoint_dir(self.out, steps_done))
+        return {"steps": self.steps, "pairs_train": len(self.train_pairs), "pairs_heldout": len(self.heldout_pairs),
+                "bad_rows": len(self.errors), "final_policy": str(self.out / "final"),
+                "seconds": time.perf_counter() - self._t0, "losses": self.cfg.loss.names,
+                "processes": self.train_engine.world_size,
+                **{f"before/{k}": v for k, v in self._before.items()}, **{f"after/{k}": v for k, v in after.items()}}

@@ -5,7 +5,7 @@
 * the reward tensor: the weighted total ``[N]``, or the components ``[N, K]`` with ``algo.decoupled_rewards``
   (GDPO, GD²PO normalise each component before weighting);
 * inputs some estimators read, passed when their signature names them: ``reward_weights`` (decoupled),
-  ``seq_logps`` (XRPO's novelty bonus: mean sampling log-prob of each rollout), ``correct`` (accuracy 1);
+  ``seq_logps`` (XRPO's novelty bonus: mean sampling log-prob of each rollout), ``correct`` (the rollouts' correctness, ``veripo.rewards.is_correct``);
 * ``branch``: the trees' nodes (``veripo.rollout.tree.tree_layout``; flat groups are one-segment children of a
   virtual root), token-level advantages ``[N, T]`` and the mask of the tokens each row trains;
 * DAPO dynamic sampling (``algo.dynamic_sampling``) masks out groups whose totals all agree;
@@ -20,6 +20,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from veripo.rewards import is_correct
+from veripo.rollout.phase import group_index
 from veripo.rollout.tree import tree_layout
 from veripo.rollout.types import Completion
 
@@ -38,12 +40,13 @@ def accepts(fn: Callable, name: str) -> bool:
 
 
 def step_advantages(estimator: Callable, algo: Any, reward: Any, scores: dict[str, list[float]],
-                    groups: Sequence[Sequence[Completion]], prompt_weights: Sequence[float] | None = None
-                    ) -> StepAdvantages:
+                    groups: Sequence[Sequence[Completion]], prompt_weights: Sequence[float] | None = None,
+                    correct: Sequence[bool] | None = None) -> StepAdvantages:
     """See the module doc. ``scores``: reward name -> one value per rollout (``total`` included), rollouts in
-    group order; ``algo`` / ``reward``: the GRPO config's ``AlgoConfig`` / ``RewardSpec``."""
+    group order; ``algo`` / ``reward``: the GRPO config's ``AlgoConfig`` / ``RewardSpec``; ``correct``: per
+    rollout (default: ``is_correct`` of the accuracy)."""
     flat = [c for g in groups for c in g]
-    group_ids = torch.arange(len(groups)).repeat_interleave(torch.tensor([len(g) for g in groups]))
+    group_ids = group_index([len(g) for g in groups])
     components = [k for k in scores if k != "total"]
     if algo.decoupled_rewards:
         rewards = torch.tensor([scores[k] for k in components], dtype=torch.float32).T
@@ -54,8 +57,9 @@ def step_advantages(estimator: Callable, algo: Any, reward: Any, scores: dict[st
         kwargs.setdefault("reward_weights", [float(reward.weights[k]) for k in components])
     if accepts(estimator, "seq_logps"):
         kwargs["seq_logps"] = torch.tensor([sum(c.logps) / max(1, len(c.logps)) for c in flat])
-    if accepts(estimator, "correct") and "accuracy" in scores:
-        kwargs["correct"] = torch.tensor(scores["accuracy"]) >= 1.0
+    if accepts(estimator, "correct") and (correct is not None or "accuracy" in scores):
+        kwargs["correct"] = torch.tensor(list(correct) if correct is not None
+                                         else [is_correct(a) for a in scores["accuracy"]])
     train_mask = None
     if accepts(estimator, "parent_ids") and "parent_ids" not in kwargs:  # branch: the nodes of the trees
         layout = tree_layout(groups, max(1, max(len(c.token_ids) for c in flat)))

@@ -8,6 +8,7 @@ from veripo.config import doc
 from veripo.rewards import RewardSpec
 from veripo.train.distributed import DistConfig
 from veripo.train.optim import OptimConfig
+from veripo.train.run_config import RunConfig
 from veripo.train.policy_setup import ModelConfig
 from veripo.video.sampling import VideoSampling
 
@@ -89,16 +90,6 @@ class AlgoConfig:
 
 
 @dataclasses.dataclass
-class RunConfig:
-    out_dir: str = doc("Run directory: rollouts.jsonl, metrics.jsonl, checkpoints/, final/.", "runs/grpo")
-    steps: int = doc("GRPO steps (one rollout batch and its update each).", 60)
-    save_every: int = doc("Checkpoint every N steps (0 = only at the end).", 20)
-    keep_last: int = doc("Checkpoints kept on disk.", 2)
-    seed: int = doc("Seed for prompt order, sampling and init.", 0)
-    tensorboard: bool = doc("Also log to TensorBoard (run_dir/tensorboard).", True)
-
-
-@dataclasses.dataclass
 class GRPOConfig:
     model: ModelConfig = doc("The policy.", default_factory=ModelConfig)
     data: DataConfig = doc("Training rows.", default_factory=DataConfig)
@@ -107,7 +98,8 @@ class GRPOConfig:
     reward: RewardSpec = doc("Reward components and weights.", default_factory=RewardSpec)
     algo: AlgoConfig = doc("Advantage estimator, filters and policy loss.", default_factory=AlgoConfig)
     optim: OptimConfig = doc("Optimiser and schedule.", default_factory=lambda: OptimConfig(lr=1e-6))
-    run: RunConfig = doc("Run directory, length, checkpoints.", default_factory=RunConfig)
+    run: RunConfig = doc("Run directory (rollouts.jsonl, metrics.jsonl, checkpoints/, final/), steps, checkpoints.",
+                         default_factory=lambda: RunConfig(out_dir="runs/grpo", steps=60, save_every=20))
     dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh). Each process samples its "
                            "share of a step's prompts: rollout.prompts_per_step must be a multiple of the number of "
                            "processes. Controllers and ARRoL pruning observe every rank's outcomes, so their state is "

@@ -118,7 +118,7 @@ def run_dpo(cfg: LoopConfig, iteration: int) -> dict[str, Any]:
         return summary
     section = merge(stage_section(cfg, "dpo", iteration), {
         "model": {"path": str(grpo_policy)}, "pairs_file": str(pairs),
-        "out_dir": str(out), "seed": cfg.seed + iteration,
+        "run": {"out_dir": str(out), "seed": cfg.seed + iteration},
     })
     return DPOTrainer(from_dict(DPOConfig, section)).train(resume=True)
 

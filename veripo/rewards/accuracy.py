@@ -97,3 +97,14 @@ def score_answer(pred: str | None, sample: Any) -> float:
 def accuracy_reward(response: str, sample: Any) -> float:
     """Accuracy of a full response (``<think>..</think><answer>..</answer>``) for a Sample or dict row."""
     return score_answer(extract_answer(response), sample)
+
+
+CORRECT_THRESHOLD = 0.5
+
+
+def is_correct(accuracy: float, threshold: float = CORRECT_THRESHOLD) -> bool:
+    """Whether an accuracy score counts as a correct answer: the one rule of GRPO (controllers, pruning, DRPO's and
+    XRPO's correctness) and the verifier (``verifier.correct_threshold`` defaults to it). Multiple-choice and
+    numerical scores are 0 or 1; graded scores (MRA, WER, ROUGE) count from ``threshold`` on. A non-finite score is
+    not correct."""
+    return bool(accuracy >= threshold)  # NaN >= t is False

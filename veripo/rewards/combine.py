@@ -49,8 +49,10 @@ def _check(values: list[Any], name: str, n: int) -> list[float]:
     return out
 
 
-def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec | None = None) -> dict[str, list[float]]:
-    """Score ``responses[i]`` against ``samples[i]`` (Sample or dict row) with every reward of ``spec``.
+def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec | None = None,
+                    token_counts: list[int] | None = None) -> dict[str, list[float]]:
+    """Score ``responses[i]`` against ``samples[i]`` (Sample or dict row) with every reward of ``spec``;
+    ``token_counts[i]``: the response's sampled token count, for rewards that read it (``uses_token_count``).
 
     Returns ``{name: [r_0, ..., r_{n-1}], ..., "total": [weighted sum]}``.
     """
@@ -65,6 +67,8 @@ def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec |
         kw = spec.kwargs.get(name, {})
         if getattr(fn, "batched", False):
             values = list(fn(list(responses), list(samples), **kw))
+        elif getattr(fn, "uses_token_count", False) and token_counts is not None:
+            values = [fn(r, s, token_count=n, **kw) for r, s, n in zip(responses, samples, token_counts)]
         else:
             values = [fn(r, s, **kw) for r, s in zip(responses, samples)]
         vals = _check(values, name, n)

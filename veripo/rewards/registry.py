@@ -3,7 +3,8 @@
 A reward function scores one response: ``fn(response: str, sample, **kwargs) -> float`` where
 ``sample`` is a :class:`~veripo.data.schema.Sample` or its dict row. A function with the attribute
 ``batched = True`` scores a whole batch instead: ``fn(responses, samples, **kwargs) -> list[float]``
-(use it for group-aware rewards).
+(use it for group-aware rewards). A function with ``uses_token_count = True`` also gets ``token_count=`` (the
+response's sampled token count) when the caller knows it (the GRPO stage does): DAPO's ``overlong``.
 
     resolve_reward("accuracy")                  # built-in
     resolve_reward("my_pkg.rewards:brevity")    # user function, imported on demand
@@ -15,7 +16,7 @@ from typing import Any, Callable
 
 from veripo.rewards.accuracy import accuracy_reward
 from veripo.rewards.format import format_reward
-from veripo.rewards.length import length_reward
+from veripo.rewards.length import length_reward, overlong_reward
 
 RewardFn = Callable[..., Any]
 
@@ -23,6 +24,7 @@ REWARD_FUNCTIONS: dict[str, RewardFn] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
     "length": length_reward,
+    "overlong": overlong_reward,
 }
 
 

@@ -17,9 +17,10 @@ from typing import Any, Sequence
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from veripo.rollout.prompt_batch import PromptBatch, build_prompt_batch
-from veripo.sequences import extend_prompts, select_prompts
+from veripo.prompt_batch import PromptBatch, build_prompt_batch
+from veripo.rollout.engine import EngineCapabilities, EngineSpec
 from veripo.rollout.types import Completion, SamplingParams
+from veripo.sequences import extend_prompts, select_prompts
 from veripo.video.cache import FrameCache
 from veripo.video.sampling import VideoSampling
 
@@ -111,6 +112,10 @@ class HFEngine:
     prompts per ``generate`` call; ``continue_from`` puts up to ``max_sequences`` sequences in one call."""
 
     name = "hf"
+    # it samples the policy object itself (nothing to sync), continues partial rollouts exactly, and reads the
+    # last hidden state while it decodes
+    capabilities = EngineCapabilities(continues_partial=True, hidden_states=True, receives_weights=False,
+                                      prunes_midgen=True)
 
     def __init__(self, model, processor, video_sampling: VideoSampling | None = None,
                  frame_cache: FrameCache | None = None, batch_size: int = 8, reasoning: bool = True,
@@ -124,6 +129,23 @@ class HFEngine:
         self.max_sequences = max(1, max_sequences)  # sequences per continue_from call (rows x n)
         self.reasoning = reasoning
         self.last_timings: dict[str, float] = {}
+
+    @classmethod
+    def build(cls, spec: EngineSpec, model: Any = None, processor: Any = None) -> "HFEngine":
+        """The engine for the live ``model`` (a training stage) or for ``spec.model_path``, loaded (evaluation)."""
+        if model is None:
+            from veripo.models.load import load_policy
+
+            model, processor = load_policy(spec.model_path)
+        return cls(model, processor, spec.video, batch_size=spec.batch_size, max_sequences=spec.max_sequences)
+
+    def sync_weights(self, model: Any) -> int:
+        """Nothing to send: this engine samples the policy object the trainer updates."""
+        return 0
+
+    def partial_batch(self, samples: Sequence[Any]) -> PromptBatch:
+        """What ``continue_from`` takes: the processor batch (the update reads the very same batch)."""
+        return self.prompt_batch(samples)
 
     def prompt_batch(self, samples: Sequence[Any], frame_transform=None) -> PromptBatch:
         return build_prompt_batch(self.processor, samples, self.frame_cache, self.video_sampling,

@@ -1,8 +1,9 @@
 """Partial rollouts: sample a bounded head, then continue chosen heads later (tree rollouts, ARRoL pruning).
 
-An engine that can continue a partial rollout has ``continue_from(batch, prompt_index, prefixes, n, params)``
-(the HF engine, :meth:`veripo.rollout.hf_engine.HFEngine.continue_from`, and the colocated vLLM engine, which sends
-the prompt as token ids followed by the prefix). Because autoregressive sampling
+An engine whose ``capabilities.continues_partial`` is true (veripo/rollout/engine.py) continues a partial rollout
+with ``continue_from(batch, prompt_index, prefixes, n, params)``: the HF engine,
+:meth:`veripo.rollout.hf_engine.HFEngine.continue_from`, and the colocated vLLM engine, which sends the prompt as
+token ids followed by the prefix. Because autoregressive sampling
 factorises, ``head + continuation`` is distributed exactly as a rollout sampled in one go, and its log-probs
 are the concatenation of the two parts'.
 """
@@ -11,26 +12,22 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Sequence
 
+from veripo.errors import ConfigError
+from veripo.rollout.engine import capabilities
 from veripo.rollout.types import Completion, SamplingParams
 
 
 def supports_partial(engine: Any) -> bool:
     """Whether ``engine`` can continue partial rollouts (tree rollouts and mid-generation pruning need it): the HF
     engine, and the colocated vLLM engine (not an OpenAI-compatible server)."""
-    return callable(getattr(engine, "continue_from", None)) and bool(getattr(engine, "can_continue", True))
+    return capabilities(engine).continues_partial
 
 
 def require_partial(engine: Any, what: str) -> None:
     if not supports_partial(engine):
-        raise ValueError(f"{what} needs a rollout engine that continues partial rollouts (rollout.engine=hf, or "
-                         f"the colocated vllm engine); this {getattr(engine, 'name', type(engine).__name__)} "
-                         "engine does not")
-
-
-def partial_batch(engine: Any, samples: Sequence[Any]) -> Any:
-    """What ``engine.continue_from`` takes as ``batch``: the processor batch (HF) or one request per sample (vLLM)."""
-    make = getattr(engine, "partial_batch", None)
-    return make(samples) if make is not None else engine.prompt_batch(samples)
+        raise ConfigError(f"{what} needs a rollout engine that continues partial rollouts (rollout.engine=hf, or "
+                          f"the colocated vllm engine); this {getattr(engine, 'name', type(engine).__name__)} "
+                          "engine does not")
 
 
 def with_budget(params: SamplingParams, max_new_tokens: int) -> SamplingParams:
@@ -73,7 +70,7 @@ def sample_heads(engine: Any, batch: Any, counts: Sequence[int], params: Samplin
 def generate_groups(engine: Any, samples: Sequence[Any], counts: Sequence[int], params: SamplingParams,
                     batch: Any = None) -> list[list[Completion]]:
     """``counts[i]`` complete rollouts of ``samples[i]`` (one engine call per distinct count, prompt order kept):
-    from ``batch`` (``partial_batch(engine, samples)``, already built) when given, else ``engine.generate``."""
+    from ``batch`` (``engine.partial_batch(samples)``, already built) when given, else ``engine.generate``."""
     if batch is not None:
         return sample_heads(engine, batch, counts, params)
     return _per_count(counts, lambda idx, n: engine.generate([samples[i] for i in idx], n=n, params=params))

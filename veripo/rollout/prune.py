@@ -33,8 +33,9 @@ import torch
 from veripo.algos.controllers import ARRoLPruner
 from veripo.algos.quality_head import QualityHead
 from veripo.rollout.control import step_rng, take_options
-from veripo.rollout.partial import (generate_groups, is_finished, join, partial_batch, sample_heads,
-                                   supports_partial, with_budget)
+from veripo.errors import ConfigError
+from veripo.rollout.engine import capabilities
+from veripo.rollout.partial import generate_groups, is_finished, join, sample_heads, with_budget
 from veripo.rollout.types import Completion, SamplingParams
 
 PRUNERS = ("none", "arrol")
@@ -64,7 +65,7 @@ class PrefixPruner:
                                                  "head_history"), "rollout.prune_kwargs")
         head = str(kw.pop("head", "proxy"))
         if head not in HEADS:
-            raise ValueError(f"rollout.prune_kwargs.head must be one of {'|'.join(HEADS)}, got {head!r}")
+            raise ConfigError(f"rollout.prune_kwargs.head must be one of {'|'.join(HEADS)}, got {head!r}")
         self.quality_head = QualityHead(history=int(kw.pop("head_history", 512))) if head == "learned" else None
         self.mode = str(kw.pop("mode", "auto"))
         self.pool_factor = float(kw.pop("pool_factor", 2.0))
@@ -72,7 +73,7 @@ class PrefixPruner:
         trust = str(kw.pop("trust_head", "auto"))
         if (self.pool_factor < 1 or self.prefix_tokens < 1 or trust not in ("auto", "always", "never")
                 or self.mode not in MODES):
-            raise ValueError("rollout.prune_kwargs: need pool_factor >= 1, prefix_tokens >= 1, trust_head in "
+            raise ConfigError("rollout.prune_kwargs: need pool_factor >= 1, prefix_tokens >= 1, trust_head in "
                              f"auto|always|never, mode in {'|'.join(MODES)} (got {self.pool_factor}, "
                              f"{self.prefix_tokens}, {trust}, {self.mode})")
         self.use_head = {"auto": None, "always": True, "never": False}[trust]
@@ -81,13 +82,14 @@ class PrefixPruner:
 
     def resolve_mode(self, engine: Any) -> str:
         """Fix ``auto`` for ``engine``; ``midgen`` on an engine that cannot continue rollouts is an error."""
+        can = capabilities(engine)
         if self.mode == "auto":  # midgen on vLLM is opt-in until a GPU run has checked it
-            self.mode = "midgen" if supports_partial(engine) and getattr(engine, "name", "") == "hf" else "posthoc"
-        elif self.mode == "midgen" and not supports_partial(engine):
-            raise ValueError("rollout.prune_kwargs.mode=midgen needs an engine that continues partial rollouts "
+            self.mode = "midgen" if can.continues_partial and can.prunes_midgen else "posthoc"
+        elif self.mode == "midgen" and not can.continues_partial:
+            raise ConfigError("rollout.prune_kwargs.mode=midgen needs an engine that continues partial rollouts "
                              "(rollout.engine=hf, or the colocated vllm engine); use mode=posthoc with this one")
-        if self.quality_head is not None and (self.mode != "midgen" or getattr(engine, "name", "") != "hf"):
-            raise ValueError("rollout.prune_kwargs.head=learned reads the policy's hidden states while it "
+        if self.quality_head is not None and (self.mode != "midgen" or not can.hidden_states):
+            raise ConfigError("rollout.prune_kwargs.head=learned reads the policy's hidden states while it "
                              "generates: it needs mode=midgen on rollout.engine=hf")
         return self.mode
 
@@ -118,12 +120,12 @@ class PrefixPruner:
                  call: int = 0, batch: Any = None) -> tuple[list[list[Completion]], list[list[Completion]]]:
         """(kept, pruned) rollouts per prompt, ``sizes[i]`` kept for prompt ``i``. In ``midgen`` mode the pruned
         are heads of at most ``prefix_tokens`` tokens and only the kept are finished. ``batch``:
-        ``partial_batch(engine, samples)`` if the caller has it already."""
+        ``engine.partial_batch(samples)`` if the caller has it already."""
         mode = self.resolve_mode(engine)
         pools = [self.pool_size(n) for n in sizes]
         if mode == "posthoc":
             return self.prune(step, generate_groups(engine, samples, pools, params, batch), sizes, call)
-        batch = partial_batch(engine, samples) if batch is None else batch
+        batch = engine.partial_batch(samples) if batch is None else batch
         k = min(self.prefix_tokens, params.max_new_tokens)
         heads = sample_heads(engine, batch, pools, with_budget(params, k),
                              capture_hidden=self.quality_head is not None)
@@ -171,8 +173,8 @@ def build_pruner(name: str, seed: int = 0, kwargs: dict[str, Any] | None = None,
                  ) -> PrefixPruner | None:
     if name == "none":
         if kwargs:
-            raise ValueError(f"rollout.prune_kwargs {sorted(kwargs)} given but rollout.prune is none")
+            raise ConfigError(f"rollout.prune_kwargs {sorted(kwargs)} given but rollout.prune is none")
         return None
     if name == "arrol":
         return PrefixPruner(seed, rank, **(kwargs or {}))
-    raise ValueError(f"rollout.prune must be one of {', '.join(PRUNERS)}, got {name!r}")
+    raise ConfigError(f"rollout.prune must be one of {', '.join(PRUNERS)}, got {name!r}")

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 import torch
 
-from veripo.rollout.partial import join, partial_batch, require_partial, with_budget
+from veripo.errors import ConfigError
+from veripo.rollout.partial import join, require_partial, with_budget
 from veripo.rollout.types import Completion, SamplingParams
 
 
@@ -41,13 +42,13 @@ class TreeShape:
 
     def check(self, max_new_tokens: int, group_size: int | None = None) -> None:
         if not self.branches or any(b < 1 for b in self.branches) or self.segment_tokens < 1:
-            raise ValueError(f"rollout.tree_branches must be positive integers and rollout.tree_segment_tokens >= 1 "
+            raise ConfigError(f"rollout.tree_branches must be positive integers and rollout.tree_segment_tokens >= 1 "
                              f"(got {list(self.branches)}, {self.segment_tokens})")
         if self.segment_tokens * (len(self.branches) - 1) >= max_new_tokens:
-            raise ValueError(f"rollout.tree_segment_tokens={self.segment_tokens} x {len(self.branches) - 1} split "
+            raise ConfigError(f"rollout.tree_segment_tokens={self.segment_tokens} x {len(self.branches) - 1} split "
                              f"levels leaves no room for the last segment in rollout.max_new_tokens={max_new_tokens}")
         if group_size is not None and self.leaves != group_size:
-            raise ValueError(f"rollout.tree_branches {list(self.branches)} give {self.leaves} leaves per prompt, but "
+            raise ConfigError(f"rollout.tree_branches {list(self.branches)} give {self.leaves} leaves per prompt, but "
                              f"rollout.group_size={group_size}: make the product equal the group size")
 
 
@@ -62,11 +63,11 @@ class _Node:
 def grow_trees(engine: Any, samples: Sequence[Any], shape: TreeShape, params: SamplingParams,
                batch: Any = None) -> list[list[Completion]]:
     """Grow one tree per sample (see the module doc); returns each tree's leaves as completions carrying
-    ``tree = {"path", "cuts"}``, in depth-first order of creation. ``batch``: ``partial_batch(engine, samples)``
+    ``tree = {"path", "cuts"}``, in depth-first order of creation. ``batch``: ``engine.partial_batch(samples)``
     if the caller has it already."""
     require_partial(engine, "tree rollouts (rollout.tree_branches)")
     shape.check(params.max_new_tokens)
-    batch = partial_batch(engine, samples) if batch is None else batch
+    batch = engine.partial_batch(samples) if batch is None else batch
     empty = Completion(text="", token_ids=[], logps=[], finish_reason="length")
     frontier = [_Node(i, empty, [], []) for i in range(len(samples))]
     next_id = [1] * len(samples)

@@ -37,8 +37,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
-from veripo.errors import VeripoError
-from veripo.rollout.prompt_batch import PromptBatch, build_prompt_batch
+from veripo.errors import ConfigError, VeripoError
+from veripo.prompt_batch import PromptBatch, build_prompt_batch
+from veripo.rollout.engine import EngineCapabilities, EngineSpec
 from veripo.rollout.types import Completion, SamplingParams
 from veripo.rollout.vllm_requests import (build_vllm_prompt, chat_messages_for_server, chat_request,
                                           completions_from_chat, completions_from_vllm, continuation_request,
@@ -140,21 +141,29 @@ class VLLMEngine:
 
     # --------------------------------------------------------------------------------- construction
     @classmethod
-    def from_config(cls, cfg: Any, model: Any, processor: Any) -> "VLLMEngine":
-        """The GRPO trainer's engine: colocated on the policy's GPU, weights synced from ``model`` at once
-        (the policy may already differ from ``cfg.model.path``: LoRA, a resumed checkpoint)."""
-        ro = cfg.rollout
-        if ro.vllm_server_url:
-            raise VeripoError(
-                f"rollout.vllm_server_url={ro.vllm_server_url!r}: an OpenAI-compatible server cannot receive the "
+    def build(cls, spec: EngineSpec, model: Any = None, processor: Any = None) -> "VLLMEngine":
+        """With a live ``model`` (the GRPO stage): colocated on the policy's GPU, weights synced from ``model`` at
+        once (the policy may already differ from ``spec.model_path``: LoRA, a resumed checkpoint). Without one
+        (evaluation): ``spec.model_path`` served by vLLM, or ``options.server_url``. ``spec.options``: the
+        constructor's vLLM keywords (gpu_memory_utilization, max_model_len, server_url, ...)."""
+        options = dict(spec.options)
+        if model is not None and options.get("server_url"):
+            raise ConfigError(
+                f"rollout.vllm_server_url={options['server_url']!r}: an OpenAI-compatible server cannot receive the "
                 "policy's updated weights, so GRPO rollouts would come from a stale policy. Use the colocated "
                 "engine for training (unset rollout.vllm_server_url); the server mode is for evaluation.")
-        engine = cls(cfg.model.path, cfg.video, processor=processor,
-                     gpu_memory_utilization=ro.vllm_gpu_memory_utilization,
-                     dtype=cfg.model.dtype, seed=cfg.run.seed, batch_size=ro.batch_size,
-                     max_model_len=getattr(ro, "vllm_max_model_len", None))
-        engine.sync_weights(model)
+        engine = cls(spec.model_path, spec.video, processor=processor, dtype=spec.dtype, seed=spec.seed,
+                     batch_size=spec.batch_size, **options)
+        if model is not None:
+            engine.sync_weights(model)
         return engine
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        """Colocated: continues partial rollouts (token prompts) and receives the policy's weights; a server: neither.
+        Mid-generation pruning stays opt-in here until a GPU run has checked it."""
+        colocated = self.llm is not None
+        return EngineCapabilities(continues_partial=colocated, receives_weights=colocated)
 
     @staticmethod
     def _build_llm(source: str, **kwargs: Any) -> Any:
@@ -245,20 +254,17 @@ class VLLMEngine:
         return groups
 
     # --------------------------------------------------------------------------------- partial rollouts
-    @property
-    def can_continue(self) -> bool:
-        """Tree rollouts and mid-generation pruning need the colocated engine (the chat API cannot take a
-        partial assistant turn as token ids)."""
-        return self.llm is not None
-
     def partial_batch(self, samples: Sequence[Any]) -> list[dict[str, Any]]:
         """What ``continue_from`` takes as ``batch``: one request per sample."""
         return self.vllm_inputs(samples)
 
     def continue_from(self, batch: Sequence[dict[str, Any]], prompt_index: Sequence[int],
-                      prefixes: Sequence[Sequence[int]], n: int, params: SamplingParams) -> list[list[Completion]]:
+                      prefixes: Sequence[Sequence[int]], n: int, params: SamplingParams,
+                      capture_hidden: bool = False) -> list[list[Completion]]:
         """``n`` continuations of each partial rollout (``batch[prompt_index[r]]`` + ``prefixes[r]``); only the new
         tokens are returned, as by the HF engine (veripo/rollout/partial.py)."""
+        if capture_hidden:
+            raise VeripoError("the vLLM engine does not expose hidden states (ARRoL's learned head needs the hf engine)")
         if self.llm is None:
             raise VeripoError(f"vLLM server {self.server_url}: partial rollouts (tree rollouts, mid-generation "
                               "pruning) need the colocated engine")

@@ -361,7 +361,52 @@ class TrainEngine:
             self.barrier()
             dist.destroy_process_group()
 
+    def current_lr(self) -> float:
+        """The learning rate the last optimiser step used (DeepSpeed's scheduler lives inside its optimiser)."""
+        if self.backend == "deepspeed":
+            return float(self.optimizer.param_groups[0]["lr"])
+        return float(self.scheduler.get_last_lr()[0])
+
     # ------------------------------------------------------------------ checkpoints
+    def save(self, run_dir: str | Path, steps_done: int, processor: Any, trainer_state: dict[str, Any],
+             keep_last: int = 2) -> None:
+        """Collective: rank 0 writes the checkpoint (policy, optimiser, scheduler, RNG, ``trainer_state``) for
+        ``steps_done``; under DeepSpeed every rank then adds its partition of the training state."""
+        from veripo.train.checkpoint import checkpoint_dir, save_checkpoint
+
+        if self.is_main:
+            save_checkpoint(run_dir, steps_done, self.unwrapped, processor, self.optimizer, self.scheduler,
+                            trainer_state, keep_last=keep_last)
+        self.barrier()
+        if self.backend == "deepspeed":
+            self.save_checkpoint(checkpoint_dir(run_dir, steps_done))
+
+    def restore(self, ckpt: str | Path) -> dict[str, Any]:
+        """Collective: load a checkpoint written by :meth:`save` (weights, optimiser, scheduler, RNG states) and
+        return what it holds (``step``, ``trainer``: the stage's own state)."""
+        from veripo.train.checkpoint import load_policy_weights, load_trainer_state, set_rng_state
+
+        state = load_trainer_state(ckpt)
+        if self.backend == "deepspeed":
+            self.load_checkpoint(ckpt)
+        else:
+            load_policy_weights(self.unwrapped, ckpt)
+            self.load_state_dict({"optimizer": state["optimizer"], "scheduler": state["scheduler"]})
+        set_rng_state(state["rng"])
+        return state
+
+    def save_final(self, processor: Any, folder: str | Path, summary: dict[str, Any]) -> None:
+        """Collective: the trained policy in Hugging Face format in ``folder`` and ``folder/done.json`` (written
+        last: a stage is finished when it exists). ZeRO-3's partitioned weights are gathered first."""
+        from veripo.io_utils import atomic_write_json
+        from veripo.models.lora import save_policy
+
+        weights = self.full_state_dict() if self.backend == "deepspeed" else None
+        if self.is_main:
+            save_policy(self.unwrapped, processor, folder, state_dict=weights)
+            atomic_write_json(Path(folder) / "done.json", summary)
+        self.barrier()
+
     def state_dict(self) -> dict[str, Any]:
         """Optimiser + scheduler state (``none``/``ddp``: identical on every rank, so rank 0 may save it alone)."""
         if self.backend == "deepspeed":

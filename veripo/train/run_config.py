@@ -1,0 +1,19 @@
+"""The ``run`` section every training stage's config has (sft, grpo, dpo): where it writes, how long it runs."""
+from __future__ import annotations
+
+import dataclasses
+
+from veripo.config import doc
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Where a stage writes and how long it runs (the same section in sft, grpo and dpo configs)."""
+
+    out_dir: str = doc("Run directory: metrics.jsonl, checkpoints/, final/ and the stage's own files.", "runs/stage")
+    steps: int | None = doc("Optimiser steps. grpo: one rollout batch each; sft: the most (early stopping may end "
+                            "sooner); dpo: null = epochs * training pairs / batch_size.", None)
+    save_every: int = doc("Checkpoint every N steps (0 = only the final policy).", 20)
+    keep_last: int = doc("Checkpoints kept on disk.", 2)
+    seed: int = doc("Seed for data order, sampling and init.", 0)
+    tensorboard: bool = doc("Also log to TensorBoard (out_dir/tensorboard).", True)
