@@ -38,7 +38,7 @@ from typing import Any
 from veripo.rewards import choice_letter, mean_relative_accuracy, parse_number, strip_latex
 from veripo.rewards.accuracy import MRA_THRESHOLDS, free_form_accuracy, numerical_accuracy
 
-MATCH_MODES = ("strict", "lenient")
+MATCH_MODES = ("strict", "lenient", "official")  # official: lmms-eval 0.7.3's scorers (veripo.eval.official)
 DEFAULT_MATCH = "strict"
 VERIPO_LETTERS = "abcdefghij"
 _ANSWER_SPAN_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -58,6 +58,8 @@ class ItemScore:
     score_lenient: float
     tasks: tuple[str, ...] = ()  # extra task labels (LVBench questions carry several)
     groups: dict[str, str] = dataclasses.field(default_factory=dict)  # other breakdowns, e.g. duration
+    counted: bool = True  # in the benchmark's denominator (official: MVBench leaves empty answers out, ...)
+    judge_input: dict[str, str] | None = None  # official TempCompass: what lmms-eval would send to its judge
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -175,6 +177,7 @@ def rouge_free_form(response: str | None, gold: str) -> float:
 
 
 def pick(strict: float, lenient: float, match: str) -> float:
+    """The strict or lenient score; ``official`` takes the strict one here (the official score replaces it)."""
     if match not in MATCH_MODES:
         raise ValueError(f"match must be one of {MATCH_MODES}, got {match!r}")
-    return strict if match == "strict" else lenient
+    return lenient if match == "lenient" else strict
