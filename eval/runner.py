@@ -18,6 +18,9 @@ Files in ``out_dir``:
                       of rows set aside (bad rows, missing/corrupt videos, generation failures) with the reasons.
 ``clips/<transform>/`` the perturbed clips when a frame transform is set (robustness runs).
 
+``settings.match`` picks the scoring rule of the headline numbers (``strict``, ``lenient``, or ``official`` =
+lmms-eval 0.7.3's scorer, :mod:`veripo.eval.official`); results.json records it as ``match``.
+
 ``answer_judge`` (``--judge-url``): an LLM judge for open-ended questions (MMVU). They are then run too, and
 scored by the judge apart from the rest (:mod:`veripo.eval.open_ended`: ``open_ended`` accuracy,
 ``overall_all_questions``; unjudged items named and left out). ``overall`` keeps its meaning either way.
