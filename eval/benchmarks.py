@@ -200,7 +200,7 @@ class BenchmarkAdapter:
         if not self.has_open_ended:
             judged = ", ".join(n for n, a in sorted(_REGISTRY.items()) if a.has_open_ended)
             raise DataError(f"benchmark {self.name!r} has no open-ended questions for an LLM judge "
-                            f"(--judge-url applies to: {judged})")
+                            f"(--judge-url applies to: {judged}; and tempcompass with --match official)")
         new = copy.copy(self)
         new.open_ended = True
         return new

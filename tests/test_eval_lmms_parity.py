@@ -134,7 +134,7 @@ def lmms():
 # ---------------------------------------------------------------- generated predictions
 
 WORDS = ["red car", "the man jumps", "A cat sits", "left", "towards the camera", "Blue", "a", "2", "it is I",
-         "several objects", "slowly", "E-mail"]
+         "several objects", "slowly", "E-mail", "1,000 (approx.)", "x. " * 20 + "end", "C-3PO's [part]"]
 
 
 def letter_reply(rng: random.Random, letters: str, options: list[str]) -> str:
@@ -148,7 +148,9 @@ def letter_reply(rng: random.Random, letters: str, options: list[str]) -> str:
               f"I choose {g}", f"Answer: {g}", f"{g}:", "None of the above", f"Option {g}", f"**{g}**",
               f"I think it is {g} because {text} is right. So {o}.", f"A cat is here, {g}.", f"{g}\n", "yes",
               f"<answer>\\boxed{{{g}}}</answer>", f"Best option: ({g}) {text}", f"{text} ({g})", f"选{g}",
-              f"<think>unclosed {g}", f"{g}. {text}\nBecause {o}. is wrong.", f"'{g}'", f'"{g}".', f"{o} is wrong; {g}"]
+              f"<think>unclosed {g}", f"{g}. {text}\nBecause {o}. is wrong.", f"'{g}'", f'"{g}".', f"{o} is wrong; {g}",
+              ". " * 20 + g, f"({g.lower()}) 1,000 - {text}!", f"{text}; {o.lower()}?", f"1,000 x-{g.lower()}",
+              f"x-{g.lower()}"]
     return rng.choice(shapes)
 
 

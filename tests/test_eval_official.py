@@ -276,3 +276,33 @@ def test_report_rescores_under_official(tmp_path):
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["iter0"]["vsibench"]["overall"] == round(4.3 / 7, 6)
     assert "match: official" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_run_official_records_the_mode_and_judges_tempcompass(tmp_path):
+    from types import SimpleNamespace
+
+    from veripo.eval.runner import EvalSettings, run_eval
+
+    q = _tempcompass_release(tmp_path)
+    (tmp_path / "v1.mp4").write_bytes(b"x")
+
+    class Engine:
+        reasoning = True
+
+        def generate(self, samples, n=1, temperature=0.0, max_new_tokens=256):
+            return [[SimpleNamespace(text="<think>hm</think><answer>unsure</answer>", token_ids=[1])] for _ in samples]
+
+    class Judge:
+        name = "fake"
+
+        def judge_many(self, inputs):
+            return [SimpleNamespace(verdict="correct") for _ in inputs]
+
+    s = EvalSettings(benchmark="tempcompass", annotations=str(q), video_dir=str(tmp_path), match="official")
+    res = run_eval(s, Engine(), tmp_path / "out", judge_fn=None, log=lambda m: None, answer_judge=Judge())
+    assert res["match"] == "official" and res["n_scored"] == 5
+    assert res["official_judge"]["n"] == 5 and res["overall"] == 1.0  # no rule reads "unsure": all judged
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["match"] == "official"
+    with pytest.raises(DataError, match="no lmms-eval"):
+        run_eval(EvalSettings(benchmark="synthetic", annotations=str(q), match="official"), Engine(),
+                 tmp_path / "out2", judge_fn=None, log=lambda m: None)
