@@ -335,7 +335,8 @@ def test_videommmu_parity(lmms):
             row.update(question_type="open", options=[], answer=gold)
             resp = rng.choice([gold, f"The answer is {gold}.", f"so the total is {gold}", "", "<think>x</think>",
                                f"<answer>{gold.upper()}</answer>", "I am not sure", f"x = {gold}", "36.0", "1000",
-                               f"\\boxed{{{gold}}}", "It is a dog. So it is a"])
+                               f"\\boxed{{{gold}}}", "It is a dog. So it is a", "The answer is cat",
+                               f"Thus the result is {gold}x. It has 2 parts", f"value = {gold}0"])
         pairs.append((row, resp))
     res = ours("videommmu", pairs)
     results = [m.videommmu_process_results(r, [lmms.reduce(resp)])["mmmu_acc"] for r, resp in pairs]
