@@ -351,7 +351,10 @@ def check_match(adapter, match: str) -> None:
 
 def score_official(adapter, row: dict[str, Any], response: str, base: ItemScore) -> ItemScore:
     """``base`` (the strict / lenient scores of the row) with the official score, prediction and groupings."""
-    fields = official_scorer(adapter.name).item(adapter, row, R.reduce_reasoning(response))
+    try:
+        fields = official_scorer(adapter.name).item(adapter, row, R.reduce_reasoning(response))
+    except (KeyError, TypeError, IndexError, AttributeError) as e:  # a field lmms-eval's rule needs is absent/odd
+        raise ValueError(f"lmms-eval {LMMS_EVAL_VERSION}'s rule cannot read this row ({type(e).__name__}: {e})") from None
     return dataclasses.replace(base, score=fields["score"], pred=fields.get("pred"), counted=fields.get("counted", True),
                                task=fields.get("task", base.task), tasks=(), groups=fields.get("groups", {}),
                                judge_input=fields.get("judge_input"))

@@ -306,3 +306,13 @@ def test_run_official_records_the_mode_and_judges_tempcompass(tmp_path):
     with pytest.raises(DataError, match="no lmms-eval"):
         run_eval(EvalSettings(benchmark="synthetic", annotations=str(q), match="official"), Engine(),
                  tmp_path / "out2", judge_fn=None, log=lambda m: None)
+
+
+def test_row_the_official_rule_cannot_read_is_malformed_by_line(tmp_path):
+    row = {"id": "perception_Art_1", "track": "Perception", "question": "Q?", "answer": "A",
+           "question_type": "multiple-choice", "options": ["A. x", "B. y"], "response": "A"}
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps(row) + "\n" + json.dumps(dict(row, id="no-subject-here")) + "\n")
+    res, _ = score_predictions_file(get_adapter("videommmu"), preds, "official")
+    assert res["n_scored"] == 1 and res["n_malformed"] == 1
+    assert res["malformed"][0].startswith(f"{preds}:2: id 'no-subject-here'")
