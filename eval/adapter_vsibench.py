@@ -11,8 +11,8 @@ its exact rule, :mod:`veripo.eval.official`):
 * numerical answer (NA) types — object_abs_distance, object_counting, object_size_estimation,
   room_size_estimation — score MRA over θ ∈ {0.50, …, 0.95} (see :mod:`veripo.eval.scoring`).
 
-Overall (lmms-eval's aggregation, in every match mode): the mean of the per-type means, after the three rel_direction difficulties are merged into
-one ``object_rel_direction`` score (the mean of their three means) — 8 task scores, **not** a mean over items.
+Overall (lmms-eval's aggregation, in every match mode): the mean of the per-type means, after the three
+rel_direction difficulties are merged into one ``object_rel_direction`` score (the mean of their three means) — 8 task scores, **not** a mean over items.
 VerIPO's own ``calculate_score.py`` micro-averages items instead (spec §6.1); that number is reported as
 ``overall_micro`` for comparison.
 """

@@ -354,10 +354,11 @@ def score_official(adapter, row: dict[str, Any], response: str, base: ItemScore)
     try:
         fields = official_scorer(adapter.name).item(adapter, row, R.reduce_reasoning(response))
     except (KeyError, TypeError, IndexError, AttributeError) as e:  # a field lmms-eval's rule needs is absent/odd
-        raise ValueError(f"lmms-eval {LMMS_EVAL_VERSION}'s rule cannot read this row ({type(e).__name__}: {e})") from None
-    return dataclasses.replace(base, score=fields["score"], pred=fields.get("pred"), counted=fields.get("counted", True),
-                               task=fields.get("task", base.task), tasks=(), groups=fields.get("groups", {}),
-                               judge_input=fields.get("judge_input"))
+        why = f"{type(e).__name__}: {e}"
+        raise ValueError(f"lmms-eval {LMMS_EVAL_VERSION}'s rule cannot read this row ({why})") from None
+    return dataclasses.replace(base, score=fields["score"], pred=fields.get("pred"),
+                               counted=fields.get("counted", True), task=fields.get("task", base.task), tasks=(),
+                               groups=fields.get("groups", {}), judge_input=fields.get("judge_input"))
 
 
 def aggregate_official(adapter, items: list[ItemScore]) -> dict[str, Any]:
