@@ -3,15 +3,16 @@
 Row fields as released: ``id, dataset, scene_name, question_type, question, options, ground_truth``.
 Videos: ``{video_dir}/{dataset}/{scene_name}.mp4`` (arkitscenes / scannet / scannetpp).
 
-Scoring follows the official lmms-eval task (``lmms_eval/tasks/vsibench/utils.py``):
+Scoring follows the structure of the lmms-eval task (``lmms_eval/tasks/vsibench/utils.py``; ``--match official`` is
+its exact rule, :mod:`veripo.eval.official`):
 
 * multiple-choice answer (MCA) types — object_rel_direction_{easy,medium,hard}, object_rel_distance,
   route_planning, obj_appearance_order — are right/wrong by option letter;
 * numerical answer (NA) types — object_abs_distance, object_counting, object_size_estimation,
   room_size_estimation — score MRA over θ ∈ {0.50, …, 0.95} (see :mod:`veripo.eval.scoring`).
 
-Overall (official): the mean of the per-type means, after the three rel_direction difficulties are merged into
-one ``object_rel_direction`` score (the mean of their three means) — 8 task scores, **not** a mean over items.
+Overall (lmms-eval's aggregation, in every match mode): the mean of the per-type means, after the three
+rel_direction difficulties are merged into one ``object_rel_direction`` score (the mean of their three means) — 8 task scores, **not** a mean over items.
 VerIPO's own ``calculate_score.py`` micro-averages items instead (spec §6.1); that number is reported as
 ``overall_micro`` for comparison.
 """
@@ -43,7 +44,9 @@ class VSIBench(BenchmarkAdapter):
     title = "VSI-Bench"
     annotation_hint = "test-00000-of-00001.parquet (or the same rows as JSON/JSONL)"
     video_hint = "{video_dir}/{dataset}/{scene_name}.mp4"
-    scorer_reference = "lmms-eval tasks/vsibench/utils.py (exact match for MCA, MRA .5:.95:.05 for NA)"
+    scorer_reference = ("the structure of lmms-eval tasks/vsibench/utils.py: letter for MCA, MRA .5:.95:.05 for NA "
+                        "(here rounded thresholds, so an error of exactly 0.2 passes 0.8; --match official is its "
+                        "floating-point rule)")
     aggregation = "mean of 8 task-type scores (rel_direction easy/medium/hard merged first)"
 
     def item_id(self, row: dict[str, Any]) -> str:
@@ -79,6 +82,8 @@ class VSIBench(BenchmarkAdapter):
 
     def aggregate(self, items: list[ItemScore], match: str = "strict") -> dict[str, Any]:
         out = super().aggregate(items, match)
+        if match == "official":
+            return out  # lmms-eval's own numbers only
         out["overall_micro"] = mean(it.score for it in items)
         merged = merged_task_scores({t: v["score"] for t, v in out["tasks"].items()})
         out["task_scores_official"] = dict(sorted(merged.items()))

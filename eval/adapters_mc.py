@@ -11,18 +11,17 @@ lvbench      ``video_info.meta.jsonl`` (THUDM/LVBench)              each of a qu
 videommmu    ``<Track>/test-*.parquet`` (Perception/Comprehension/  track; micro
              Adaptation), a folder of them, or JSON/JSONL rows
 mvbench      ``json/`` folder or one ``json/<task>.json``           task (file name); mean of task means
-tempcompass  ``questions/multi-choice.json`` (or flat rows)         dimension; micro
+tempcompass  ``questions/{multi-choice,yes_no,caption_matching}``   dimension (+ task_type); micro
+             ``.json`` (the format from the file name) or flat rows
 ===========  =====================================================  ==========================================
 
-Official scorers these follow (read for reference, not copied): lmms-eval ``tasks/videomme/utils.py``
-(letter A–D, micro accuracy), ``tasks/mmvu/utils.py`` (rule-based letter match; open-ended questions need an
-LLM judge and are left out, as in Video-R1's and VerIPO's MC subsets — skipped and counted — unless
-``--judge-url`` names an OpenAI-compatible judge: then they are run too and judged CORRECT / INCORRECT
-against the gold answer, see :mod:`veripo.eval.open_ended`), yale-nlp/TOMATO ``src/get_score.py``
-(mean over all items), THUDM/LVBench ``lvbench/metrics/compute_accuracy.py`` (a question counts toward every
-one of its ``question_type`` labels; overall is over questions), lmms-eval ``tasks/videommmu/utils.py``
-(MMMU parsing; overall over items), lmms-eval ``tasks/mvbench/utils.py`` + OpenGVLab's leaderboard
-(average of the 20 task accuracies), lmms-eval ``tasks/tempcompass/utils.py`` (multi-choice rules).
+Reference scorers (read for reference, not copied). ``--match strict`` / ``lenient`` score every benchmark by
+option letter with veripo's two letter rules (:mod:`veripo.eval.scoring`) and each benchmark's own denominator
+and averaging, as listed by ``scorer_reference``; ``--match official`` is lmms-eval 0.7.3's own scorer for each
+of these benchmarks (:mod:`veripo.eval.official`: its answer extraction, empty-answer handling, denominators
+and rounding). MMVU's open-ended questions need an LLM judge: left out (skipped and counted, as in Video-R1's
+and VerIPO's MC subsets) unless ``--judge-url`` names an OpenAI-compatible judge; then they are run too and
+judged CORRECT / INCORRECT against the gold answer and reported apart (:mod:`veripo.eval.open_ended`).
 """
 from __future__ import annotations
 
@@ -74,7 +73,8 @@ class VideoMME(BenchmarkAdapter):
     title = "Video-MME (w/o subtitles)"
     annotation_hint = "videomme/test-00000-of-00001.parquet"
     video_hint = "{video_dir}/{videoID}.mp4 (or {video_dir}/data/{videoID}.mp4)"
-    scorer_reference = "lmms-eval tasks/videomme/utils.py (first A-D letter, micro accuracy)"
+    scorer_reference = ("micro accuracy by option letter, as the Video-MME authors' eval script and lmms-eval "
+                        "<= 0.6.1 (both read the first A-D letter; 0.7.3's extract_mcq_answer is --match official)")
 
     def item_id(self, row):
         return str(row.get("question_id"))
@@ -103,8 +103,9 @@ class MMVU(BenchmarkAdapter):
     title = "MMVU (multiple-choice subset)"
     annotation_hint = "validation.json"
     video_hint = "{video_dir}/<path after 'videos/' in the row's video URL>, e.g. {video_dir}/Art/0.mp4"
-    scorer_reference = ("lmms-eval tasks/mmvu/utils.py evaluate_with_rule_based (MC); open-ended: only with "
-                        "--judge-url (LLM judge, reported apart)")
+    scorer_reference = ("micro accuracy by option letter over the multiple-choice questions (lmms-eval's "
+                        "evaluate_with_rule_based is --match official); open-ended: only with --judge-url (LLM "
+                        "judge, reported apart)")
     has_open_ended = True
 
     def is_open_ended(self, row):
@@ -161,7 +162,8 @@ class TOMATO(BenchmarkAdapter):
     title = "TOMATO"
     annotation_hint = "data/ (all six <reasoning_type>.json files) or one of them"
     video_hint = "{video_dir}/{demonstration_type}/{key}.mp4 (or {video_dir}/{key}.mp4)"
-    scorer_reference = "yale-nlp/TOMATO src/get_score.py (mean over all items)"
+    scorer_reference = ("yale-nlp/TOMATO src/get_categorized_score.py (formerly src/get_score.py): micro accuracy "
+                        "over all items, per reason type and demonstration type")
 
     def flatten(self, rec, file):
         row = dict(rec)
@@ -199,7 +201,7 @@ class LVBench(BenchmarkAdapter):
     title = "LVBench"
     annotation_hint = "video_info.meta.jsonl"
     video_hint = "{video_dir}/{key}.mp4"
-    scorer_reference = "THUDM/LVBench lvbench/metrics/compute_accuracy.py"
+    scorer_reference = "THUDM/LVBench lvbench/metrics/compute_accuracy.py (a question counts toward each of its types)"
     aggregation = "micro average over questions; a question counts toward each of its question_type labels"
 
     def flatten(self, rec, file):
@@ -250,7 +252,8 @@ class VideoMMMU(BenchmarkAdapter):
     title = "VideoMMMU"
     annotation_hint = "<Track>/test-00000-of-00001.parquet for each track, or their parent folder"
     video_hint = "{video_dir}/{id}.mp4 (or {video_dir}/{track}/{id}.mp4, {video_dir}/question_only/{id}_image.mp4)"
-    scorer_reference = "lmms-eval tasks/videommmu/utils.py (MMMU letter/open parsing, micro accuracy)"
+    scorer_reference = ("micro accuracy; letters by veripo's rules, open answers = the gold after normalisation "
+                        "(lmms-eval's MMMU parsing is --match official)")
 
     def read_rows(self, path, errors=None):
         path = Path(path)
@@ -317,7 +320,8 @@ class MVBench(BenchmarkAdapter):
     title = "MVBench"
     annotation_hint = "json/ (the 20 <task>.json files) or one of them"
     video_hint = "{video_dir}/<task's release folder>/{video} (e.g. clevrer/video_validation/x.mp4) or {video_dir}/{video}"
-    scorer_reference = "lmms-eval tasks/mvbench/utils.py mcq_acc; leaderboard average over the 20 tasks"
+    scorer_reference = ("OpenGVLab MVBench leaderboard: average of the 20 task accuracies, by option letter "
+                        "(lmms-eval's mcq_acc, empty answers left out, is --match official)")
     aggregation = "mean of the per-task accuracies"
 
     def flatten(self, rec, file):
@@ -347,33 +351,78 @@ class MVBench(BenchmarkAdapter):
         return mean(v["score"] for v in per_task(items, attr).values())
 
 
+_TEMPCOMPASS_FORMAT_NAMES = {"multi-choice": "multi-choice", "multi_choice": "multi-choice", "yes_no": "yes_no",
+                             "caption_matching": "caption_matching", "captioning": "captioning"}
+_CAPTION_OPTION_RE = re.compile(r"^\s*(?:Sentence|Caption|Option)\s+([A-J]|\d+)\s*:\s*(.*)$")
+
+
+def _caption_letter(label: str) -> str:
+    return LETTERS[int(label) - 1] if label.isdigit() else label
+
+
 @register
 class TempCompass(BenchmarkAdapter):
     name = "tempcompass"
-    title = "TempCompass (multi-choice)"
-    annotation_hint = "questions/multi-choice.json ({video_id: {dimension: [{question, answer}]}}) or flat rows"
+    title = "TempCompass (multi-choice, yes_no, caption_matching)"
+    annotation_hint = ("questions/{multi-choice,yes_no,caption_matching}.json ({video_id: {dimension: [{question, "
+                       "answer}]}}; the format from the file name) or flat rows with task_type")
     video_hint = "{video_dir}/{video_id}.mp4"
-    scorer_reference = "lmms-eval tasks/tempcompass/utils.py multi-choice rules (no ChatGPT fall-back)"
+    scorer_reference = ("llyx97/TempCompass eval_{multi-choice,yes_no,caption_matching}.py rule matching without "
+                        "the ChatGPT fall-back (strict/lenient: letter rules; yes_no as a yes/no answer)")
 
     def flatten(self, rec, file):
+        fmt = _TEMPCOMPASS_FORMAT_NAMES.get(file.stem) or _TEMPCOMPASS_FORMAT_NAMES.get(file.parent.name)
         if "question" in rec:
-            return [rec]
+            return [rec if rec.get("task_type") or not fmt else dict(rec, task_type=fmt)]
         vid = rec.get("_key") or rec.get("video_id")
         rows = []
         for dim, qas in rec.items():
             if dim.startswith("_") or not isinstance(qas, list):
                 continue
-            rows += [dict(qa, video_id=vid, dim=dim) for qa in qas if isinstance(qa, dict)]
+            rows += [dict(qa, video_id=vid, dim=dim, **({"task_type": fmt} if fmt else {}))
+                     for qa in qas if isinstance(qa, dict)]
         return rows
 
+    def format_of(self, row) -> str:
+        """The row's format, from ``task_type`` (the dataset's config names); multi-choice when absent."""
+        fmt = _TEMPCOMPASS_FORMAT_NAMES.get(str(row.get("task_type") or "multi-choice"))
+        if fmt is None:
+            raise ValueError(f"task_type {row.get('task_type')!r} is not one of multi-choice, yes_no, caption_matching")
+        if fmt == "captioning":
+            raise ValueError("task_type captioning is scored only by lmms-eval's LLM judge (not supported)")
+        return fmt
+
     def item_id(self, row):
-        return f"{row.get('video_id')}/{row.get('dim')}/{short_hash(row.get('question'))}"
+        fmt = self.format_of(row)
+        prefix = "" if fmt == "multi-choice" else f"{fmt}/"
+        return f"{prefix}{row.get('video_id')}/{row.get('dim')}/{short_hash(row.get('question'))}"
 
     def task_of(self, row):
         return str(row.get("dim"))
 
+    def groups_of(self, row):
+        return {"task_type": self.format_of(row)}
+
     def _build(self, row):
         require(row, "video_id", "question", "answer")
+        fmt = self.format_of(row)
+        if fmt == "yes_no":
+            gold = str(row["answer"]).strip().lower()
+            if gold not in ("yes", "no"):
+                raise ValueError(f"yes_no answer {row['answer']!r} is not yes or no")
+            return {"problem": str(row["question"]).strip(), "problem_type": "free-form", "solution": gold}
+        if fmt == "caption_matching":
+            lines = str(row["question"]).split("\n")
+            opts = []
+            for line in lines[1:]:
+                m = _CAPTION_OPTION_RE.match(line)
+                if not m:
+                    raise ValueError(f"caption_matching option line {line!r} is not 'Sentence|Caption|Option X: text'")
+                opts.append(f"{_caption_letter(m.group(1))}. {m.group(2).strip()}")
+            m = _CAPTION_OPTION_RE.match(str(row["answer"]))
+            if not m:
+                raise ValueError(f"caption_matching answer {row['answer']!r} does not start with an option label")
+            return _mc(lines[0], opts, _caption_letter(m.group(1)))
         stem, opts = split_inline_options(row["question"])
         gold = leading_letter(row["answer"])
         if gold is None:

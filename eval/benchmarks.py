@@ -31,6 +31,7 @@ from typing import Any, Iterable
 
 from veripo.data.schema import Sample
 from veripo.errors import DataError
+from veripo.eval.official import OFFICIAL, aggregate_official, score_official
 from veripo.eval.scoring import (DEFAULT_MATCH, ItemScore, pick, score_mra, score_multiple_choice,
                                  score_numeric_exact, score_open)
 
@@ -184,7 +185,7 @@ class BenchmarkAdapter:
     title: str = ""
     annotation_hint: str = ""  # which released file(s) to pass as --annotations
     video_hint: str = ""  # how videos are laid out under --video-dir
-    scorer_reference: str = ""  # the official scorer this follows
+    scorer_reference: str = ""  # the reference scorer the strict / lenient modes follow (and how they differ)
     aggregation: str = "micro average over items"
     has_open_ended: bool = False  # the benchmark has questions only an LLM judge can score (MMVU)
     open_ended: bool = False  # this instance reads them too (with_open_ended); the registry's never does
@@ -199,7 +200,7 @@ class BenchmarkAdapter:
         if not self.has_open_ended:
             judged = ", ".join(n for n, a in sorted(_REGISTRY.items()) if a.has_open_ended)
             raise DataError(f"benchmark {self.name!r} has no open-ended questions for an LLM judge "
-                            f"(--judge-url applies to: {judged})")
+                            f"(--judge-url applies to: {judged}; and tempcompass with --match official)")
         new = copy.copy(self)
         new.open_ended = True
         return new
@@ -299,16 +300,20 @@ class BenchmarkAdapter:
         else:
             pred, s, l = score_open(response, gold)
             kind = "open"
-        return ItemScore(item_id=self.item_id(row), task=self.task_of(row), kind=kind, gold=gold, pred=pred,
+        item = ItemScore(item_id=self.item_id(row), task=self.task_of(row), kind=kind, gold=gold, pred=pred,
                          score=pick(s, l, match), score_strict=s, score_lenient=l, tasks=self.tasks_of(row),
                          groups=self.groups_of(row))
+        if match == OFFICIAL:
+            item = score_official(self, row, response or "", item)
+        return item
 
     def overall(self, items: list[ItemScore], attr: str = "score") -> float:
         return mean(getattr(it, attr) for it in items)
 
     def aggregate(self, items: list[ItemScore], match: str = DEFAULT_MATCH) -> dict[str, Any]:
-        """``overall`` (the benchmark's own average), per-task scores, and both match modes' overall."""
-        return {
+        """``overall`` (the benchmark's own average), per-task scores, and the match modes' overall. Under
+        ``official`` the overall, tasks and groups are lmms-eval's (:mod:`veripo.eval.official`)."""
+        out = {
             "benchmark": self.name,
             "match": match,
             "overall": self.overall(items),
@@ -319,6 +324,14 @@ class BenchmarkAdapter:
             "tasks": self.task_table(items),
             "groups": per_group(items),
         }
+        if match == OFFICIAL:
+            off = aggregate_official(self, items)
+            out.update(overall=off["overall"], tasks=off["tasks"], groups=off["groups"], scorer=off["reference"],
+                       aggregation=f"as {off['reference']}", n_counted=off["n_counted"])
+            out["overall_by_match"][OFFICIAL] = off["overall"]
+            if "n_judge_items" in off:
+                out["n_judge_items"] = off["n_judge_items"]
+        return out
 
     def task_table(self, items: list[ItemScore]) -> dict[str, dict[str, float]]:
         return per_task(items)

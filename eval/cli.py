@@ -1,11 +1,16 @@
 """``veripo eval``: score predictions, run a model on a benchmark, compare checkpoints.
 
     veripo eval list
-    veripo eval score  --benchmark vsibench --predictions preds.jsonl [--out scores.json] [--match strict|lenient]
+    veripo eval score  --benchmark vsibench --predictions preds.jsonl [--out scores.json]
+                       [--match strict|lenient|official]
     veripo eval run    --benchmark vsibench --annotations test-00000-of-00001.parquet --video-dir VSI/ \\
                        --model CKPT --out runs/vsi_iter1 [--prompt reasoning|direct] [--fps 2 --max-frames 32 ...]
                        [--frame-transform drop:0.3|stride:2]
-    veripo eval report --results runs/iter0 runs/iter1 ... --out report/
+    veripo eval report --results runs/iter0 runs/iter1 ... --out report/ [--match official]
+
+--match official scores as lmms-eval 0.7.3 does (veripo.eval.official):
+
+    veripo eval score --benchmark videomme --predictions preds.jsonl --match official
 
 VerIPO's own eval files, scored with VerIPO's calculate_score.py (adapter ``veripo_json``):
 
@@ -32,7 +37,15 @@ BENCHMARK_HELP = ("benchmark name (veripo eval list); NAME:VARIANT picks one ben
                   "adapter, e.g. veripo_json:vsi_bench (default: inferred from the file name)")
 
 
+MATCH_CHOICES = ("strict", "lenient", "official")
+MATCH_HELP = ("scoring rule of the headline numbers: strict = VerIPO calculate_score.py's letter rule (default; "
+              "for comparing with VerIPO's paper), lenient = the one letter the answer commits to, official = "
+              "lmms-eval 0.7.3's own scorer of the benchmark (its answer extraction, denominators and rounding; "
+              "veripo eval list names it); strict and lenient are always in overall_by_match")
+
 JUDGE_HELP = """\
+With --match official on TempCompass, the judge instead scores the replies lmms-eval's rules cannot
+read (lmms-eval asks ChatGPT; without a judge they score 0, as lmms-eval scores them with none reachable).
 Without --judge-url, open-ended questions are skipped and counted, and every score is as before.
 With it, they are run too and each one (question, gold answer, the model's extracted answer) is sent
 to the judge, which must reply CORRECT or INCORRECT (prompt: eval/answer_judge_prompt_v1.txt).
@@ -77,9 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sc.add_argument("--benchmark", required=True, help=BENCHMARK_HELP)
     sc.add_argument("--predictions", required=True, help="JSONL: one benchmark row + 'response' per line")
     sc.add_argument("--out", help="also write the result JSON here")
-    sc.add_argument("--match", choices=("strict", "lenient"), default="strict",
-                    help="letter rule for the headline score: strict = VerIPO calculate_score.py (default), "
-                         "lenient = extract the one letter the answer commits to; both are in overall_by_match")
+    sc.add_argument("--match", choices=MATCH_CHOICES, default="strict", help=MATCH_HELP)
     add_judge_arguments(sc)
 
     rn = sub.add_parser("run", help="generate answers with a model and score them (resumable)",
@@ -96,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="generation engine: auto = vLLM on a GPU when installed, else Hugging Face")
     helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(EvalSettings)}
     rn.add_argument("--prompt", choices=("reasoning", "direct"), default=defaults.prompt, help=helps["prompt"])
-    rn.add_argument("--match", choices=("strict", "lenient"), default=defaults.match, help=helps["match"])
+    rn.add_argument("--match", choices=MATCH_CHOICES, default=defaults.match, help=MATCH_HELP)
     for name, typ in (("batch_size", int), ("max_new_tokens", int), ("temperature", float),
                       ("repetition_penalty", float), ("fps", float),
                       ("num_frames", int), ("min_frames", int), ("max_frames", int), ("min_pixels", int),
@@ -109,6 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rp = sub.add_parser("report", help="tables + plot comparing result folders (e.g. one per loop iteration)")
     rp.add_argument("--results", nargs="+", required=True, help="run output folders (or parents of several)")
     rp.add_argument("--out", required=True)
+    rp.add_argument("--match", choices=MATCH_CHOICES,
+                    help="rescore each run's predictions.jsonl under this rule before reporting (default: the "
+                         "numbers each results.json holds, under the rule it was scored with)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,10 +132,14 @@ def run(args: argparse.Namespace) -> int:
 def _list(args) -> int:
     from veripo.eval.benchmarks import benchmark_names, get_adapter
 
+    from veripo.eval.official import SCORERS
+
     for name in benchmark_names():
         a = get_adapter(name)
+        official = SCORERS[name].reference if name in SCORERS else "none (no lmms-eval scorer; use strict or lenient)"
         print(f"{name:12s} {a.title}\n{'':12s}   annotations: {a.annotation_hint}\n{'':12s}   videos: {a.video_hint}"
-              f"\n{'':12s}   scorer: {a.scorer_reference}; overall = {a.aggregation}")
+              f"\n{'':12s}   scorer (strict / lenient): {a.scorer_reference}; overall = {a.aggregation}"
+              f"\n{'':12s}   scorer (official): {official}")
     return 0
 
 
@@ -132,8 +150,14 @@ def answer_judge(args: argparse.Namespace, benchmark: str):
         return None
     from veripo.eval.answer_judge import build_answer_judge
     from veripo.eval.benchmarks import get_adapter
+    from veripo.eval.official import SCORERS, check_match
 
-    get_adapter(benchmark).with_open_ended()
+    adapter = get_adapter(benchmark)
+    check_match(adapter, getattr(args, "match", "strict"))
+    judged_officially = getattr(args, "match", None) == "official" and adapter.name in SCORERS \
+        and SCORERS[adapter.name].judged
+    if not judged_officially:
+        adapter.with_open_ended()
     return build_answer_judge(args.judge_url, model=args.judge_model, api_key=args.judge_api_key)
 
 
@@ -145,8 +169,12 @@ def _score(args) -> int:
     judge = answer_judge(args, args.benchmark)
     result, _ = score_predictions(get_adapter(args.benchmark), args.predictions, args.match, judge,
                                   log=lambda msg: print(msg, file=sys.stderr))
-    if judge is not None:
+    if "open_ended" in result:
         print(open_ended_summary(result), file=sys.stderr)
+    if "official_judge" in result:
+        oj = result["official_judge"]
+        print(f"judge {oj['judge']}: {oj['n']} replies lmms-eval's rules could not read: {oj['n_correct']} correct, "
+              f"{oj['n_incorrect']} incorrect, {oj['n_unjudged']} unjudged (scored 0)", file=sys.stderr)
     for msg in result["malformed"]:
         print(f"warning: {msg}", file=sys.stderr)
     if result["n_malformed"]:
@@ -174,6 +202,10 @@ def _run(args) -> int:
 
     names = {f.name for f in dataclasses.fields(EvalSettings)}
     settings = EvalSettings(**{k: v for k, v in vars(args).items() if k in names})
+    from veripo.eval.benchmarks import get_adapter
+    from veripo.eval.official import check_match
+
+    check_match(get_adapter(settings.benchmark), settings.match)  # before any model is loaded
     judge = answer_judge(args, settings.benchmark)
     engine = build_engine(args.model, settings, args.engine)
     run_eval(settings, engine, args.out, judge_fn=None if args.no_judge else "default", answer_judge=judge)
@@ -183,7 +215,7 @@ def _run(args) -> int:
 def _report(args) -> int:
     from veripo.eval.report import write_report
 
-    paths = write_report(args.results, args.out)
+    paths = write_report(args.results, args.out, match=args.match)
     for kind, p in paths.items():
         print(f"{kind}: {p}")
     return 0

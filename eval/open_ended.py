@@ -1,5 +1,8 @@
 """Score a predictions file, open-ended questions by an LLM judge (``veripo eval score|run --judge-url URL``).
 
+``--match official`` on a benchmark whose lmms-eval scorer has its own judge fall-back (TempCompass) hands the
+judge to that instead (:mod:`veripo.eval.official_judge`).
+
 Without a judge this is :func:`veripo.eval.predictions.score_predictions_file`, unchanged (MMVU: open-ended
 rows are not run, and a prediction row of one is reported as malformed). With a judge
 (:mod:`veripo.eval.answer_judge`) the rows are split:
@@ -29,6 +32,7 @@ from typing import Any, Callable
 
 from veripo.eval.answer_judge import OpenAnswer
 from veripo.eval.benchmarks import BenchmarkAdapter, mean, per_task, read_records
+from veripo.eval.official import OFFICIAL, official_scorer
 from veripo.eval.predictions import MAX_LISTED_ERRORS, score_prediction_rows, score_predictions_file
 from veripo.eval.scoring import DEFAULT_MATCH, ItemScore, answer_span
 
@@ -39,6 +43,10 @@ def score_predictions(adapter: BenchmarkAdapter, path: str | Path, match: str = 
     (anything with ``judge_many([OpenAnswer]) -> [result with .verdict/.detail/.judge]``) or ``None``."""
     if judge is None:
         return score_predictions_file(adapter, path, match)
+    if match == OFFICIAL and not adapter.has_open_ended and official_scorer(adapter.name).judged:
+        from veripo.eval.official_judge import score_with_official_judge
+
+        return score_with_official_judge(adapter, path, judge, log)
     if not adapter.open_ended:
         adapter = adapter.with_open_ended()
     path = Path(path)

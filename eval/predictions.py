@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from veripo.eval.benchmarks import BenchmarkAdapter, read_records
+from veripo.eval.official import check_match
 from veripo.eval.scoring import DEFAULT_MATCH, ItemScore
 
 MAX_LISTED_ERRORS = 50
@@ -17,6 +18,7 @@ MAX_LISTED_ERRORS = 50
 def score_prediction_rows(adapter: BenchmarkAdapter, records: list[tuple[str, Any]], match: str = DEFAULT_MATCH,
                           source: Path | None = None) -> tuple[list[ItemScore], list[str]]:
     """``[(where, record)]`` -> (item scores, error messages)."""
+    check_match(adapter, match)
     items: list[ItemScore] = []
     errors: list[str] = []
     seen: set[str] = set()

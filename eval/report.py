@@ -8,6 +8,9 @@ Each DIR is a ``veripo eval run`` output (its ``results.json``) or a parent fold
 ``report.png``   overall score per benchmark across checkpoints (matplotlib, Agg backend)
 ``report.json``  the same numbers, machine-readable
 
+``--match strict|lenient|official`` rescores each run's ``predictions.jsonl`` under that rule first (without
+an LLM judge); by default each ``results.json`` is reported as scored, and its rule is named per benchmark.
+
 A folder holding a benchmark's clean run and runs of it under ``--frame-transform`` (sub-folders of one checkpoint
 folder) also gets a robustness table: ``(clean − perturbed) / clean`` per transform.
 """
@@ -22,8 +25,24 @@ from veripo.eval.robustness import robustness_table
 from veripo.io_utils import atomic_write_json, atomic_write_text
 
 
-def load_results(dirs: list[str | Path]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{checkpoint label: {benchmark: results}}``, in the order given."""
+def rescore(res: dict[str, Any], results_file: Path, match: str) -> dict[str, Any]:
+    """``res`` with its scores recomputed from the run's ``predictions.jsonl`` under ``match`` (no judge)."""
+    from veripo.eval.benchmarks import get_adapter
+    from veripo.eval.predictions import score_predictions_file
+
+    preds = results_file.parent / "predictions.jsonl"
+    if not preds.exists():
+        raise DataError(f"{results_file}: --match {match} needs the run's predictions.jsonl beside it")
+    name = (res.get("settings") or {}).get("benchmark") or res.get("benchmark") or results_file.parent.name
+    fresh, _ = score_predictions_file(get_adapter(name), preds, match)
+    keep = {k: v for k, v in res.items() if k not in ("overall_micro", "task_scores_official", "scorer",
+                                                        "n_counted", "n_judge_items", "open_ended")}
+    return {**keep, **fresh}
+
+
+def load_results(dirs: list[str | Path], match: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{checkpoint label: {benchmark: results}}``, in the order given; ``match`` rescoring each run's
+    predictions under that rule (:func:`rescore`)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for d in dirs:
         d = Path(d)
@@ -39,6 +58,8 @@ def load_results(dirs: list[str | Path]) -> dict[str, dict[str, dict[str, Any]]]
                 res = json.loads(f.read_text())
             except json.JSONDecodeError as e:
                 raise DataError(f"{f}: not valid JSON ({e.msg})") from None
+            if match is not None:
+                res = rescore(res, f, match)
             name = res.get("benchmark") or f.parent.name
             transform = (res.get("settings") or {}).get("frame_transform", "none")
             key = name if transform in (None, "none") else f"{name} [{transform}]"
@@ -144,8 +165,8 @@ def plot_overall(results: dict[str, dict[str, dict[str, Any]]], path: str | Path
     return path
 
 
-def write_report(dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
-    results = load_results(dirs)
+def write_report(dirs: list[str | Path], out_dir: str | Path, match: str | None = None) -> dict[str, Path]:
+    results = load_results(dirs, match)
     out_dir = Path(out_dir)
     md = out_dir / "report.md"
     atomic_write_text(md, markdown_report(results))

@@ -18,6 +18,9 @@ Files in ``out_dir``:
                       of rows set aside (bad rows, missing/corrupt videos, generation failures) with the reasons.
 ``clips/<transform>/`` the perturbed clips when a frame transform is set (robustness runs).
 
+``settings.match`` picks the scoring rule of the headline numbers (``strict``, ``lenient``, or ``official`` =
+lmms-eval 0.7.3's scorer, :mod:`veripo.eval.official`); results.json records it as ``match``.
+
 ``answer_judge`` (``--judge-url``): an LLM judge for open-ended questions (MMVU). They are then run too, and
 scored by the judge apart from the rest (:mod:`veripo.eval.open_ended`: ``open_ended`` accuracy,
 ``overall_all_questions``; unjudged items named and left out). ``overall`` keeps its meaning either way.
@@ -35,6 +38,7 @@ from veripo.config import doc
 from veripo.data.schema import Sample
 from veripo.errors import VeripoError
 from veripo.eval.benchmarks import BenchmarkAdapter, get_adapter, read_records
+from veripo.eval.official import check_match, official_scorer
 from veripo.eval.open_ended import open_ended_summary, score_predictions
 from veripo.eval.predictions import MAX_LISTED_ERRORS
 from veripo.eval.reasoning_metrics import JudgeFn, reasoning_metrics
@@ -57,7 +61,9 @@ class EvalSettings:
     video_dir: str | None = doc("Folder holding the benchmark's videos (layout: veripo eval list).", None)
     model: str | None = doc("Model path or id (recorded; loading is done by the caller).", None)
     prompt: str = doc("'reasoning' (<think>/<answer> prompt) or 'direct' (answer only).", "reasoning")
-    match: str = doc("Letter matching for the headline score: 'strict' (VerIPO) or 'lenient'.", "strict")
+    match: str = doc("Scoring rule of the headline numbers: 'strict' (VerIPO's letter rule), 'lenient' (the one "
+                     "letter the answer commits to) or 'official' (lmms-eval 0.7.3's scorer of the benchmark).",
+                     "strict")
     batch_size: int = doc("Questions per generate call.", 8)
     max_new_tokens: int = doc("Generation budget per answer.", 1024)
     temperature: float = doc("Sampling temperature (0 = greedy).", 0.0)
@@ -178,7 +184,8 @@ def run_eval(settings: EvalSettings, engine: Any, out_dir: str | Path, judge_fn:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     adapter = get_adapter(settings.benchmark)
-    if answer_judge is not None:
+    check_match(adapter, settings.match)
+    if answer_judge is not None and not (settings.match == "official" and official_scorer(adapter.name).judged):
         adapter = adapter.with_open_ended()
     if settings.prompt not in ("reasoning", "direct"):
         raise VeripoError(f"prompt must be 'reasoning' or 'direct', got {settings.prompt!r}")

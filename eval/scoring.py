@@ -12,13 +12,14 @@ Two published letter rules disagree, so both are offered and every item is score
     scored (a tagless *reasoning* output still fails, because its prose contains other letters).
 ``lenient`` — extract the one option letter the answer commits to (:func:`veripo.rewards.choice_letter`:
     ``"B"``, ``"(B)"``, ``"B. green"``, ``"$B$"``, ``"The answer is B."``, ``"b"``, or the option text alone),
-    ``None`` when it names several letters; correct iff it equals the gold letter. This is the family of
-    lmms-eval's rule-based extractors (Video-MME ``extract_characters_regex``, MVBench ``mcq_acc``, MMVU
-    ``evaluate_with_rule_based``, TempCompass's hand-crafted rules) without their LLM fall-backs.
+    ``None`` when it names several letters; correct iff it equals the gold letter. A rule of the same kind as
+    the benchmarks' rule-based extractors, but not any one of them.
+``official`` — each benchmark exactly as lmms-eval 0.7.3 scores it (:mod:`veripo.eval.official`); not a
+    per-item rule of this module.
 
 Numbers: ``strict`` parses the first whitespace token of the span with ``$`` and a trailing ``.`` removed
-(VerIPO for VSI-Bench; lmms-eval ``fuzzy_matching`` + ``float``) — ``"3.5 meters"`` -> 3.5, ``"about 3"`` ->
-unparseable (score 0, lmms-eval's worst case); ``lenient`` takes the first number anywhere in the span.
+(VerIPO's ``fuzzy_matching`` + ``float`` for VSI-Bench) — ``"3.5 meters"`` -> 3.5, ``"about 3"`` ->
+unparseable (score 0); ``lenient`` takes the first number anywhere in the span.
 
 Mean relative accuracy (VSI-Bench, Yang et al. 2024 "Thinking in Space", lmms-eval
 ``mean_relative_accuracy(start=.5, end=.95, interval=.05)``):
@@ -26,8 +27,9 @@ Mean relative accuracy (VSI-Bench, Yang et al. 2024 "Thinking in Space", lmms-ev
     MRA(ŷ, y) = 1/10 · Σ_{θ ∈ {0.50, 0.55, …, 0.95}} 1[ |ŷ − y| / |y| ≤ 1 − θ ]
 
 (``veripo.rewards.mean_relative_accuracy``; thresholds rounded to 2 decimals so that a relative error of
-exactly 0.25 passes θ = 0.75 as the ``≤`` says.) Video-R1's ``eval_bench.py`` uses ``<`` instead
-(:func:`mra_video_r1`).
+exactly 0.25 passes θ = 0.75 as the ``≤`` says.) lmms-eval 0.7.3 and VerIPO compare with numpy's unrounded
+thresholds instead, where 12 vs 10 scores 0.6, not 0.7 (``--match official``,
+:func:`veripo.eval.lmms_rules.vsi_mra`). Video-R1's ``eval_bench.py`` uses ``<`` (:func:`mra_video_r1`).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from typing import Any
 from veripo.rewards import choice_letter, mean_relative_accuracy, parse_number, strip_latex
 from veripo.rewards.accuracy import MRA_THRESHOLDS, free_form_accuracy, numerical_accuracy
 
-MATCH_MODES = ("strict", "lenient")
+MATCH_MODES = ("strict", "lenient", "official")  # official: lmms-eval 0.7.3's scorers (veripo.eval.official)
 DEFAULT_MATCH = "strict"
 VERIPO_LETTERS = "abcdefghij"
 _ANSWER_SPAN_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -58,6 +60,8 @@ class ItemScore:
     score_lenient: float
     tasks: tuple[str, ...] = ()  # extra task labels (LVBench questions carry several)
     groups: dict[str, str] = dataclasses.field(default_factory=dict)  # other breakdowns, e.g. duration
+    counted: bool = True  # in the benchmark's denominator (official: MVBench leaves empty answers out, ...)
+    judge_input: dict[str, str] | None = None  # official TempCompass: what lmms-eval would send to its judge
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -97,7 +101,7 @@ def score_multiple_choice(response: str | None, gold_letter: str, options: list[
 
 
 def strict_number(span: str) -> float | None:
-    """First whitespace token, ``$`` removed and a trailing ``.`` stripped, as a float (VerIPO / lmms-eval)."""
+    """First whitespace token, ``$`` removed and a trailing ``.`` stripped, as a float (VerIPO)."""
     tokens = span.replace("$", " ").split()
     if not tokens:
         return None
@@ -114,7 +118,7 @@ def lenient_number(span: str) -> float | None:
 
 
 def mra(pred: float | None, gold: float | None) -> float:
-    """Mean relative accuracy over θ ∈ {0.50, …, 0.95} with ``≤`` (VSI-Bench / lmms-eval)."""
+    """Mean relative accuracy over θ ∈ {0.50, …, 0.95} with ``≤``, thresholds rounded (see the module doc)."""
     return mean_relative_accuracy(pred, gold)
 
 
@@ -175,6 +179,7 @@ def rouge_free_form(response: str | None, gold: str) -> float:
 
 
 def pick(strict: float, lenient: float, match: str) -> float:
+    """The strict or lenient score; ``official`` takes the strict one here (the official score replaces it)."""
     if match not in MATCH_MODES:
         raise ValueError(f"match must be one of {MATCH_MODES}, got {match!r}")
-    return strict if match == "strict" else lenient
+    return lenient if match == "lenient" else strict

@@ -12,4 +12,9 @@ if ! python -c "import torch, torchvision; assert torch.__version__.startswith('
   pip install -q "torch==2.13.0" "torchvision==0.28.0"
 fi
 pip install -q -c scripts/constraints-cpu.txt -e ".[dev]"
+# lmms-eval 0.7.3, without its dependencies: a test-time reference only (tests/test_eval_lmms_parity.py loads its
+# task files to check `veripo eval --match official`; veripo never imports it).
+if ! python -c "import importlib.metadata as m; assert m.version('lmms-eval') == '0.7.3'" 2>/dev/null; then
+  pip install -q --no-deps "lmms-eval==0.7.3"
+fi
 python -c "import veripo, torch, transformers; print('veripo env ready: torch', torch.__version__, 'transformers', transformers.__version__)"
