@@ -28,7 +28,6 @@ scored by the judge apart from the rest (:mod:`veripo.eval.open_ended`: ``open_e
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ from veripo.eval.reasoning_metrics import JudgeFn, reasoning_metrics
 from veripo.eval.robustness import FrameTransform, parse_frame_transform, transform_clip
 from veripo.io_utils import JsonlAppender, atomic_write_json, atomic_write_text
 from veripo.prompts import question_text
+from veripo.rollout.engine import capabilities
 
 # settings that change what the model is asked or sees: a resumed run must use the same ones
 GENERATION_KEYS = ("benchmark", "annotations", "model", "prompt", "max_new_tokens", "temperature", "fps",
@@ -116,32 +116,26 @@ def _done_ids(pred_path: Path) -> set[str]:
 def _generate(engine: Any, samples: list[Sample], settings: EvalSettings) -> list[Any]:
     kwargs: dict[str, Any] = dict(n=1, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
     if settings.repetition_penalty != 1.0:  # engines that take full sampling parameters
-        if "params" not in inspect.signature(engine.generate).parameters:
+        if not capabilities(engine).sampling_params:
             raise VeripoError(f"repetition_penalty={settings.repetition_penalty}: this engine's generate() takes no "
                               "sampling parameters (params=SamplingParams)")
         from veripo.rollout.types import SamplingParams
 
         kwargs["params"] = SamplingParams(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens,
                                           repetition_penalty=settings.repetition_penalty)
-    if _generate_takes_reasoning(engine):
-        kwargs["reasoning"] = settings.prompt == "reasoning"
     outs = engine.generate(samples, **kwargs)
     if len(outs) != len(samples) or any(not o for o in outs):
         raise VeripoError(f"engine returned {len(outs)} answer lists for {len(samples)} questions")
     return [o[0] for o in outs]
 
 
-def _generate_takes_reasoning(engine: Any) -> bool:
-    return "reasoning" in inspect.signature(engine.generate).parameters
-
-
 def _set_prompt_mode(engine: Any, reasoning: bool) -> None:
-    """HFEngine reads ``engine.reasoning``; other engines may take ``generate(..., reasoning=)``."""
-    if hasattr(engine, "reasoning"):
+    """Engines with prompt modes read ``engine.reasoning``; the others always use the reasoning prompt."""
+    if capabilities(engine).prompt_modes:
         engine.reasoning = reasoning
-    elif not reasoning and not _generate_takes_reasoning(engine):
+    elif not reasoning:
         raise VeripoError(f"{type(engine).__name__} always uses the reasoning prompt; --prompt direct needs an "
-                          "engine with a 'reasoning' attribute or generate(..., reasoning=)")
+                          "engine with prompt modes (the hf or vllm engine)")
 
 
 def prepare_samples(adapter: BenchmarkAdapter, settings: EvalSettings, out_dir: Path, errors: list[str]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
+from veripo.rollout.engine import EngineCapabilities
 from veripo.cli import main
 from veripo.eval.answer_judge import OpenAnswer, build_answer_judge, parse_correctness
 from veripo.eval.benchmarks import get_adapter
@@ -185,6 +186,8 @@ def test_cli_score_with_judge(rule_server, tmp_path, capsys):
 
 
 class ScriptedEngine:
+    capabilities = EngineCapabilities(prompt_modes=True)  # reads .reasoning, as the hf engine does
+
     def __init__(self, responses):
         self.responses, self.reasoning, self.calls = responses, True, []
 

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from veripo.rollout.engine import EngineCapabilities
 from veripo.errors import VeripoError
 from veripo.eval.robustness import read_frames
 from veripo.eval.runner import EvalSettings, run_eval
@@ -18,6 +19,8 @@ from veripo.video.write import write_mp4
 
 class FrameCountEngine:
     """Answers "<think>..</think><answer>LETTER</answer>": A if the clip has >= 8 distinct frames, else B."""
+
+    capabilities = EngineCapabilities(prompt_modes=True)  # reads .reasoning, as the hf engine does
 
     def __init__(self, fail_on=(), stop_after=None):
         self.calls = []
@@ -140,6 +143,8 @@ def test_repetition_penalty_reaches_the_engine_and_guards_resume(tmp_path):
     seen = []
 
     class Engine:
+        capabilities = EngineCapabilities(sampling_params=True)
+
         def generate(self, samples, n=1, temperature=0.0, max_new_tokens=256, params=None):
             seen.append(params)
             return [[type("C", (), {"text": "<answer>A</answer>"})()] for _ in samples]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from veripo.rollout.engine import EngineCapabilities
 from veripo.cli import main
 from veripo.errors import DataError
 from veripo.eval.benchmarks import get_adapter, read_records
@@ -180,6 +181,8 @@ def test_eval_score_cli(tmp_path, capsys):
 
 class ScriptedEngine:
     """A model double: answers each question with the scripted response for its question_id."""
+
+    capabilities = EngineCapabilities(prompt_modes=True)  # reads .reasoning, as the hf engine does
 
     def __init__(self, responses):
         self.responses, self.reasoning, self.seen = responses, True, []

@@ -31,12 +31,18 @@ class EngineCapabilities:
     hidden_states       ``continue_from(capture_hidden=True)`` fills ``Completion.features`` (ARRoL learned head)
     receives_weights    it holds its own copy of the weights: ``sync_weights(model)`` after every update
     prunes_midgen       ARRoL's ``mode=auto`` picks mid-generation pruning on it (checked on this engine)
+    sampling_params     ``generate(..., params=SamplingParams)`` takes the full sampling settings (repetition penalty)
+    prompt_modes        it reads ``engine.reasoning``: the reasoning prompt (think/answer) or the direct one
+    A minimal engine (``generate(samples, n, temperature, max_new_tokens)`` only, e.g. a scripted stand-in in a
+    test) has none of these.
     """
 
     continues_partial: bool = False
     hidden_states: bool = False
     receives_weights: bool = False
     prunes_midgen: bool = False
+    sampling_params: bool = False
+    prompt_modes: bool = False
 
 
 @runtime_checkable

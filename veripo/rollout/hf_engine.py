@@ -115,7 +115,7 @@ class HFEngine:
     # it samples the policy object itself (nothing to sync), continues partial rollouts exactly, and reads the
     # last hidden state while it decodes
     capabilities = EngineCapabilities(continues_partial=True, hidden_states=True, receives_weights=False,
-                                      prunes_midgen=True)
+                                      prunes_midgen=True, sampling_params=True, prompt_modes=True)
 
     def __init__(self, model, processor, video_sampling: VideoSampling | None = None,
                  frame_cache: FrameCache | None = None, batch_size: int = 8, reasoning: bool = True,

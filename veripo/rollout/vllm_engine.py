@@ -163,7 +163,8 @@ class VLLMEngine:
         """Colocated: continues partial rollouts (token prompts) and receives the policy's weights; a server: neither.
         Mid-generation pruning stays opt-in here until a GPU run has checked it."""
         colocated = self.llm is not None
-        return EngineCapabilities(continues_partial=colocated, receives_weights=colocated)
+        return EngineCapabilities(continues_partial=colocated, receives_weights=colocated, sampling_params=True,
+                                  prompt_modes=True)
 
     @staticmethod
     def _build_llm(source: str, **kwargs: Any) -> Any:
