@@ -38,7 +38,7 @@ import re
 from typing import Any
 
 from veripo.rewards import choice_letter, mean_relative_accuracy, parse_number, strip_latex
-from veripo.rewards.accuracy import MRA_THRESHOLDS, free_form_accuracy, numerical_accuracy
+from veripo.rewards.accuracy import MRA_THRESHOLDS, numerical_accuracy
 
 MATCH_MODES = ("strict", "lenient", "official")  # official: lmms-eval 0.7.3's scorers (veripo.eval.official)
 DEFAULT_MATCH = "strict"
@@ -83,11 +83,6 @@ def veripo_letter_correct(span: str, gold_letter: str, letters: str = VERIPO_LET
     if not g or g not in s:
         return False
     return not any(ch in s for ch in letters if ch != g)
-
-
-def lenient_letter(response: str | None, options: list[str] | None = None) -> str | None:
-    """The single option letter the (answer span of the) response commits to, or ``None``."""
-    return choice_letter(answer_span(response), options)
 
 
 def score_multiple_choice(response: str | None, gold_letter: str, options: list[str] | None = None
@@ -171,11 +166,6 @@ def score_open(response: str | None, gold: str) -> tuple[str | None, float, floa
     strict = float(bool(g) and p == g)
     lenient = float(bool(g) and (p == g or re.search(rf"(?<![a-z0-9]){re.escape(g)}(?![a-z0-9])", p) is not None))
     return span or None, strict, lenient
-
-
-def rouge_free_form(response: str | None, gold: str) -> float:
-    """Video-R1 free-form score (mean ROUGE-1/2/L F1), for rows in the Video-R1 schema."""
-    return free_form_accuracy(strip_latex(answer_span(response)), gold)
 
 
 def pick(strict: float, lenient: float, match: str) -> float:

@@ -2,7 +2,7 @@
 import pytest
 
 from veripo.eval.benchmarks import get_adapter
-from veripo.eval.scoring import (ItemScore, answer_span, lenient_letter, mra, mra_video_r1, score_mra,
+from veripo.eval.scoring import (ItemScore, answer_span, mra, mra_video_r1, score_mra,
                                  score_multiple_choice, score_numeric_exact, score_open, strict_number,
                                  veripo_letter_correct)
 
@@ -25,14 +25,6 @@ OPTS = ["A. red", "B. green", "C. blue", "D. yellow"]
 def test_letter_strict_vs_lenient(response, strict, lenient):
     _, s, l = score_multiple_choice(response, "B", OPTS)
     assert (s, l) == (strict, lenient)
-
-
-def test_lenient_letter_extraction():
-    assert lenient_letter("<answer>\\boxed{C}</answer>", OPTS) == "C"
-    assert lenient_letter("Option D", OPTS) == "D"
-    assert lenient_letter("<answer>(A)</answer>", OPTS) == "A"
-    assert lenient_letter("<answer>a</answer>", OPTS) == "A"   # a lone lower-case letter counts
-    assert lenient_letter("<answer>B, C</answer>", OPTS) is None
 
 
 def test_veripo_rule_letters_a_to_j_only():

@@ -87,12 +87,6 @@ def summarise_accuracy(scored: list[tuple[str, float]]) -> tuple[float, dict[str
             {k: sum(v) / len(v) for k, v in sorted(per_class.items())})
 
 
-def greedy_accuracy(model, processor, rows: list[Sample], sampling: VideoSampling, cache: FrameCache,
-                    max_new_tokens: int = 64, batch_size: int = 32) -> tuple[float, dict[str, float]]:
-    """Greedy accuracy over ``rows`` and per gold answer class."""
-    return summarise_accuracy(greedy_scores(model, processor, rows, sampling, cache, max_new_tokens, batch_size))
-
-
 class SFTTrainer(TrainingStage):
     """The supervised warm start on the shared stage skeleton (veripo/train/stage.py)."""
 
