@@ -1,0 +1,139 @@
+"""The GRPO and DPO stages as 2 "nodes" x 1 process on loopback: two ``torchrun --nnodes 2 --node-rank 0|1
+--master-addr 127.0.0.1 --master-port P`` processes (gloo, CPU), started by the test, each in its own working directory
+with a relative ``out_dir`` - as if each node had its own local disk - so that whatever a rank writes is seen apart.
+
+What is compared, and why it is what is actually equal:
+
+* DPO: no sampling; each rank takes ``batch[rank::2]`` of every step's pairs and DDP averages the two ranks' mean
+  losses' gradients, which is the one-process full-batch gradient. The 2-node weights equal the single-process run's
+  within 1e-6 (absolute, every tensor).
+* GRPO: each rank samples its half of the step's prompts with its own random stream, seeded by (seed, step, rank)
+  (veripo/grpo/trainer.py), so a single-process run at the same seed samples *different* rollouts - by design, and
+  no test can ask those to match. What must match: (1) the rollouts depend on the ranks and the seed only, not on
+  the topology - the 2-node run writes exactly the rollouts of the same 2 processes on one node (ids, responses,
+  token ids; the slow test below); (2) given those rollouts, the update is the single-process one - one process that
+  replays the 2-node run's rollouts.jsonl (``resume`` with no checkpoint replays every stored step instead of
+  sampling) ends with the 2-node run's weights within 1e-6.
+* Writes: node 1's directory ends with no file in it; node 0's holds the store, the checkpoints, the metrics (one
+  row per step) and the final policy.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from veripo.config import load_config
+from veripo.io_utils import read_jsonl
+from veripo.train.distributed import free_port
+
+from kit_fixtures import tiny_kit_dir  # noqa: F401
+from test_dpo_trainer import write_pairs
+from test_grpo_distributed import TORCHRUN, _weights
+from train_fixtures import VIDEO, synth_task, task_kit, warm_policy  # noqa: F401
+
+
+def run_nodes(args: list[str], root: Path, nnodes: int = 2, timeout: float = 600) -> list[Path]:
+    """``veripo ARGS`` on ``nnodes`` "nodes" of one process each (torchrun static rendezvous on 127.0.0.1), node r in
+    ``root/node{r}``; returns those directories once every node exited 0."""
+    port, dirs, procs = free_port(), [], []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VERIPO_THREADS": "1"}
+    for r in range(nnodes):
+        d = root / f"node{r}"
+        d.mkdir(parents=True)
+        dirs.append(d)
+        cmd = [str(TORCHRUN), "--nnodes", str(nnodes), "--node-rank", str(r), "--nproc-per-node", "1",
+               "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "veripo.cli", *args]
+        procs.append(subprocess.Popen(cmd, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=timeout)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for r, (p, out) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, f"node {r} exited {p.returncode}:\n{out[-4000:]}"
+    return dirs
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+def max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+def test_dpo_two_nodes_equal_one_process_and_only_rank0_writes(task_kit, synth_task, tmp_path):
+    from veripo.dpo.config import DPOConfig
+    from veripo.dpo.trainer import DPOTrainer
+
+    pairs = write_pairs(synth_task, tmp_path / "pairs.jsonl", n=8)
+    common = [f"model.path={task_kit}", "model.freeze_vision=false", f"pairs_file={pairs}", "batch_size=4",
+              "heldout_fraction=0", "optim.lr=1e-3", "optim.eps=1e-2", "tensorboard=false", "save_every=1", *VIDEO]
+    node0, node1 = run_nodes(["dpo", *common, "out_dir=run", "dist.backend=ddp"], tmp_path)
+    DPOTrainer(load_config(DPOConfig, None, [*common, f"out_dir={tmp_path / 'single'}"])).train()
+    assert max_diff(_weights(node0 / "run" / "final"), _weights(tmp_path / "single" / "final")) < 1e-6
+    assert max_diff(_weights(node0 / "run" / "final"), _weights(task_kit)) > 1e-4  # it trained: a real comparison
+    assert files_under(node1) == []  # rank 1 read the shared inputs and wrote nothing
+    written = files_under(node0 / "run")
+    assert "metrics.jsonl" in written and "final/done.json" in written
+    assert any(f.startswith("checkpoints/") or "step-" in f for f in written), written  # save_every=1: 1 checkpoint
+    assert [m["step"] for m in read_jsonl(node0 / "run" / "metrics.jsonl")] == [0, 1]
+
+
+def grpo_args(warm_policy: Path, train_file: Path) -> list[str]:
+    return [f"model.path={warm_policy}", "model.freeze_vision=false", f"data.train_file={train_file}",
+            "run.steps=2", "run.save_every=1", "rollout.prompts_per_step=2", "rollout.group_size=4",
+            "rollout.max_new_tokens=16", "rollout.temperature=1.0", "run.tensorboard=false", "optim.lr=1e-3",
+            "optim.eps=1e-2", *VIDEO]
+
+
+def test_grpo_two_nodes_update_like_one_process_and_only_rank0_writes(warm_policy, synth_task, tmp_path):
+    from veripo.grpo.config import GRPOConfig
+    from veripo.grpo.trainer import GRPOTrainer
+
+    common = grpo_args(warm_policy, synth_task / "train.jsonl")
+    node0, node1 = run_nodes(["grpo", *common, "run.out_dir=run", "dist.backend=ddp"], tmp_path)
+    run = node0 / "run"
+    rollouts = read_jsonl(run / "rollouts.jsonl")
+    assert len({r["rollout_id"] for r in rollouts}) == len(rollouts) == 2 * 2 * 4  # both nodes', each once
+    for step in (0, 1):  # each step's two prompts: one sampled on each node
+        assert len({r["group_id"] for r in rollouts if r["step"] == step}) == 2
+    assert files_under(node1) == []
+    written = files_under(run)
+    assert {"rollouts.jsonl", "metrics.jsonl", "config.yaml", "final/done.json"} <= set(written)
+    assert any("step-" in f for f in written), written  # the step-1 checkpoint, written by rank 0
+    assert [m["step"] for m in read_jsonl(run / "metrics.jsonl")] == [0, 1]
+
+    single = tmp_path / "single"
+    single.mkdir()
+    shutil.copy(run / "rollouts.jsonl", single / "rollouts.jsonl")
+    GRPOTrainer(load_config(GRPOConfig, None, [*common, f"run.out_dir={single}"])).train(resume=True)
+    assert read_jsonl(single / "rollouts.jsonl") == rollouts  # replayed, nothing sampled or appended
+    assert max_diff(_weights(run / "final"), _weights(single / "final")) < 1e-6
+    assert max_diff(_weights(run / "final"), _weights(warm_policy)) > 1e-6  # the policy moved: a real comparison
+    # the update had something to learn from: some group's rewards disagree
+    assert any(m.get("grad_norm", 0.0) > 0 for m in read_jsonl(run / "metrics.jsonl"))
+
+
+@pytest.mark.slow
+def test_grpo_two_nodes_sample_what_two_processes_on_one_node_sample(warm_policy, synth_task, tmp_path):
+    common = [*grpo_args(warm_policy, synth_task / "train.jsonl"), "run.save_every=0", "dist.backend=ddp"]
+    (node0, _) = run_nodes(["grpo", *common, "run.out_dir=run"], tmp_path / "nodes")
+    one = tmp_path / "one"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VERIPO_THREADS": "1"}
+    proc = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "veripo.cli", "grpo", *common,
+                           f"run.out_dir={one}"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    a, b = read_jsonl(node0 / "run" / "rollouts.jsonl"), read_jsonl(one / "rollouts.jsonl")
+    keys = ("rollout_id", "group_id", "step", "response", "token_ids")
+    assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+    assert max_diff(_weights(node0 / "run" / "final"), _weights(one / "final")) < 1e-6
