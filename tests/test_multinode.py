@@ -137,3 +137,75 @@ def test_grpo_two_nodes_sample_what_two_processes_on_one_node_sample(warm_policy
     keys = ("rollout_id", "group_id", "step", "response", "token_ids")
     assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
     assert max_diff(_weights(node0 / "run" / "final"), _weights(one / "final")) < 1e-6
+
+
+# ------------------------------------------------------------------------------------------ launch scripts (bash only)
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH = REPO / "scripts" / "launch_multi_gpu.sh"
+
+
+def launch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(LAUNCH), "--dry-run", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_launch_script_prints_the_command_it_runs(tmp_path):
+    one = launch("grpo", "c.yaml", "optim.lr=1e-5")
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.strip() == ("+ torchrun --standalone --nproc-per-node 8 --no-python veripo grpo -c c.yaml "
+                                  "dist.backend=ddp optim.lr=1e-5")
+    node1 = launch("--nnodes", "2", "--node-rank", "1", "--master-addr", "10.0.0.1", "--master-port", "29511",
+                   "--nproc-per-node", "4", "loop", "c.yaml", "--stage", "grpo", "--iteration", "1")
+    assert node1.stdout.strip() == (
+        "+ torchrun --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --master-port 29511 --nproc-per-node 4 "
+        "--no-python veripo loop -c c.yaml grpo.dist.backend=ddp dpo.dist.backend=ddp --stage grpo --iteration 1")
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("node0 slots=8\nnode1 slots=8\n")
+    ds = launch("--backend", "deepspeed", "--zero", "3", "--hostfile", str(hosts), "--master-addr", "node0",
+                "dpo", "c.yaml")
+    assert ds.stdout.strip() == (
+        f"+ deepspeed --hostfile {hosts} --master_addr node0 --master_port 29500 --no_python --no_local_rank veripo "
+        f"dpo -c c.yaml dist.backend=deepspeed dist.deepspeed_config={REPO}/scripts/deepspeed/zero3.json")
+    env = launch("dpo", "c.yaml", env={"NGPUS": "2", "NNODES": "2", "NODE_RANK": "0", "MASTER_ADDR": "h"})
+    assert "--nnodes 2 --node-rank 0 --master-addr h --master-port 29500 --nproc-per-node 2" in env.stdout
+    for args, message in ((["--nnodes", "2", "grpo", "c.yaml"], "needs --master-addr"),
+                          (["--nnodes", "2", "--node-rank", "2", "--master-addr", "h", "grpo", "c.yaml"],
+                           "--node-rank 2 is not in 0..1"),
+                          (["--hostfile", str(hosts), "grpo", "c.yaml"], "--hostfile is for the deepspeed launcher"),
+                          (["--backend", "deepspeed", "--hostfile", "nope", "dpo", "c.yaml"], "hostfile not found"),
+                          (["--frobnicate", "grpo", "c.yaml"], "unknown flag --frobnicate"),
+                          (["eval", "c.yaml"], "wired for the grpo, dpo and sft stages")):
+        bad = launch(*args)
+        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+
+
+def test_slurm_iteration_runs_each_stage_as_a_step_in_order(tmp_path):
+    """The sbatch script with DRY_RUN=1 under a fake ``srun`` (one task per node: SLURM_NODEID 0 and 1) and
+    ``scontrol``: GRPO on both nodes with their node ranks, then verify once (through the shared service), then DPO on
+    both nodes, each after waiting for the previous stage's done.json."""
+    (tmp_path / "loop.yaml").write_text("iterations: 2\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho gpu-a; echo gpu-b\n")
+    (bin_dir / "srun").write_text('#!/bin/bash\nwhile [[ $1 == --* ]]; do shift; done\n'
+                                  'for n in 0 1; do SLURM_NODEID=$n "$@" || exit 1; done\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}", "DRY_RUN": "1",
+           "ITERATION": "2", "SLURM_NNODES": "2", "SLURM_JOB_NODELIST": "gpu-[a-b]", "SLURM_JOB_ID": "1234",
+           "NGPUS": "4", "VERIFIER_URL": "http://verifier:8100", "SLURM_SUBMIT_DIR": str(REPO)}
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / "loop_iteration.sbatch"), "loop.yaml",
+                           "run_dir=/shared/exp"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("+")]
+    torchrun = ("+ torchrun --nnodes 2 --node-rank {r} --master-addr gpu-a --master-port 21234 --nproc-per-node 4 "
+                "--no-python veripo loop -c loop.yaml grpo.dist.backend=ddp dpo.dist.backend=ddp run_dir=/shared/exp "
+                "verify.service_url=http://verifier:8100 --stage {s} --iteration 2")
+    assert lines == [
+        torchrun.format(r=0, s="grpo"), torchrun.format(r=1, s="grpo"),
+        "+ wait_for /shared/exp/iter-2/grpo/final/done.json",
+        "+ srun --nodes=1 --ntasks=1 veripo loop -c loop.yaml --stage verify run_dir=/shared/exp "
+        "verify.service_url=http://verifier:8100 --iteration 2",
+        "+ wait_for /shared/exp/iter-2/verify/done.json",
+        torchrun.format(r=0, s="dpo"), torchrun.format(r=1, s="dpo"),
+        "+ wait_for /shared/exp/iter-2/dpo/final/done.json"]

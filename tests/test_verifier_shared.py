@@ -59,8 +59,27 @@ class Serve:
         self.proc.wait(timeout=30)
 
 
-def test_two_clients_survive_a_restart_and_get_the_in_process_verdicts(tmp_path, monkeypatch, caplog):
-    rollouts = [r.to_dict() for step in range(150) for r in example_rollouts(step)]
+class InThread:
+    """The same service app in a thread of this process (uvicorn): restarts in milliseconds, for the default test."""
+
+    def __init__(self, port: int, log: Path):
+        self.port, self.server = port, None
+
+    def start(self) -> None:
+        from veripo.verifier.service import create_app
+
+        self.server = BackgroundServer(create_app(VerifierConfig(), token=TOKEN), port=self.port)
+        self.server.start()
+
+    def kill(self) -> None:
+        self.server.stop()
+
+
+@pytest.mark.parametrize("kind", ["thread", pytest.param("process", marks=pytest.mark.slow)])
+def test_two_clients_survive_a_restart_and_get_the_in_process_verdicts(kind, tmp_path, monkeypatch, caplog):
+    """``process``: the real ``veripo serve-verifier`` (token from its environment), killed with SIGKILL and started
+    again (~10-60 s: two interpreter starts); ``thread``: the same app in this process, stopped and started again."""
+    rollouts = [r.to_dict() for step in range(16) for r in example_rollouts(step)]
     paths = []
     for name in ("a", "b"):
         paths.append(tmp_path / f"{name}.jsonl")
@@ -68,7 +87,7 @@ def test_two_clients_survive_a_restart_and_get_the_in_process_verdicts(tmp_path,
         paths[-1].write_text("".join(json.dumps(r) + "\n" for r in rows))
     local = run_verification(paths[0], tmp_path / "local", VerifierConfig(), progress=False)
 
-    server = Serve(free_port(), tmp_path / "serve.log")
+    server = (Serve if kind == "process" else InThread)(free_port(), tmp_path / "serve.log")
     server.start()
     monkeypatch.setenv("VERIPO_VERIFIER_TOKEN", TOKEN)  # the clients read it too; nothing on a command line
     cfg = VerifierConfig(batch_size=4, service_url=f"http://127.0.0.1:{server.port}", service_concurrency=2,
