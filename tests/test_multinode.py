@@ -96,6 +96,7 @@ def grpo_args(warm_policy: Path, train_file: Path) -> list[str]:
             "optim.eps=1e-2", *VIDEO]
 
 
+@pytest.mark.slow  # ~2 min on a loaded 2-core machine (plus the warm-start fixture); the DPO test is the fast one
 def test_grpo_two_nodes_update_like_one_process_and_only_rank0_writes(warm_policy, synth_task, tmp_path):
     from veripo.grpo.config import GRPOConfig
     from veripo.grpo.trainer import GRPOTrainer
