@@ -210,3 +210,21 @@ def test_slurm_iteration_runs_each_stage_as_a_step_in_order(tmp_path):
         "+ wait_for /shared/exp/iter-2/verify/done.json",
         torchrun.format(r=0, s="dpo"), torchrun.format(r=1, s="dpo"),
         "+ wait_for /shared/exp/iter-2/dpo/final/done.json"]
+
+
+def test_loop_stage_under_a_launcher_writes_from_rank_0_only(tmp_path, monkeypatch):
+    """Every rank of ``torchrun ... veripo loop --stage dpo`` runs the stage function; with no pairs the GRPO policy
+    is copied on as the DPO result - by rank 0 alone (two ranks copying into one shared folder would race)."""
+    from veripo.loop.config import LoopConfig
+    from veripo.loop.stages import iter_dir, run_dpo
+
+    cfg = load_config(LoopConfig, None, [f"run_dir={tmp_path / 'run'}"])
+    (iter_dir(cfg, 1) / "grpo" / "final").mkdir(parents=True)
+    (iter_dir(cfg, 1) / "grpo" / "final" / "model.safetensors").write_text("weights")
+    monkeypatch.setenv("RANK", "1")
+    assert run_dpo(cfg, 1)["skipped"] == "no pairs"
+    assert not (iter_dir(cfg, 1) / "dpo").exists()
+    monkeypatch.setenv("RANK", "0")
+    assert run_dpo(cfg, 1)["skipped"] == "no pairs"
+    assert (iter_dir(cfg, 1) / "dpo" / "final" / "model.safetensors").read_text() == "weights"
+    assert (iter_dir(cfg, 1) / "dpo" / "final" / "done.json").exists()
