@@ -14,6 +14,11 @@ What is compared, and why it is what is actually equal:
   token ids; the slow test below); (2) given those rollouts, the update is the single-process one - one process that
   replays the 2-node run's rollouts.jsonl (``resume`` with no checkpoint replays every stored step instead of
   sampling) ends with the 2-node run's weights within 1e-6.
+* Both run with ``optim.eps=1e-2``. With AdamW's default eps=1e-8 an early step moves each weight by ~lr*sign(g),
+  so a gradient element at rounding level (the largest differences seen: the tied embedding / lm_head) moves by up to
+  lr in a direction decided by rounding: ANY change in how the batch is cut moves such weights by ~0.7 lr - measured
+  7e-4 at lr 1e-3 in one process, micro_batch_size 16 vs 2. With eps=1e-2 AdamW is ~SGD at these gradient sizes,
+  rounding stays at rounding size, and 1e-6 compares what distribution must preserve: the gradient.
 * Writes: node 1's directory ends with no file in it; node 0's holds the store, the checkpoints, the metrics (one
   row per step) and the final policy.
 """
