@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `veripo demo --quick` with torch's default thread count ("before", veripo.train.threads switched off) and with
 # the thread choice ("after"), on an idle machine and under a bounded synthetic load (LOAD busy python processes,
-# started LOAD_WARMUP_S seconds before the run so that the 1-minute load average sees them, killed after).
+# started LOAD_WARMUP_S seconds before the run, killed after).
 #
 #   scripts/bench_threads.sh [idle|load] [before|after] OUT_DIR      # one run; prints wall seconds and the load
-# Environment: PY (default .venv/bin/python), LOAD (3), LOAD_WARMUP_S (60), CAP_S (600: a run is stopped there).
+# Environment: PY (default .venv/bin/python), LOAD (3), LOAD_WARMUP_S (5), CAP_S (600: a run is stopped there).
 set -euo pipefail
 MODE=${1:?idle|load}; WHICH=${2:?before|after}; OUT=${3:?out dir}
 PY=${PY:-.venv/bin/python}; LOAD=${LOAD:-3}; CAP_S=${CAP_S:-600}
@@ -13,7 +13,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 if [ "$MODE" = load ]; then
   for _ in $(seq "$LOAD"); do "$PY" -c "while True: pass" & pids+=($!); done
-  sleep "${LOAD_WARMUP_S:-60}"
+  sleep "${LOAD_WARMUP_S:-5}"
 fi
 off='import veripo.train.threads as t; t.apply_threads = lambda *a, **k: None'   # before: torch's own default
 on='pass'

@@ -10,9 +10,12 @@ The choice (:func:`choose_threads`, a pure function of its inputs, unit-tested w
 1. ``VERIPO_THREADS=N`` -> N intra-op threads, as given (per process); ``VERIPO_THREADS=auto`` -> step 3 even when
    ``OMP_NUM_THREADS`` is set (the launch scripts use it: torchrun sets ``OMP_NUM_THREADS=1`` on its own);
 2. else ``OMP_NUM_THREADS=N`` -> N (what the user or the launcher asked for is respected);
-3. else ``cores = min(len(sched_getaffinity), floor(cgroup cpu.max quota / period))``, minus the cores other
-   processes keep busy (``floor(load average over 1 minute)``, at most ``cores - 1``), divided by the processes on
-   this node (``LOCAL_WORLD_SIZE``), at least 1.
+3. else ``cores = min(len(sched_getaffinity), floor(cgroup cpu.max quota / period))``, minus this share of the cores
+   other processes keep busy: ``floor(others * cores / machine_cpus)``, at most ``cores - 1``, where ``others`` is
+   the number of runnable tasks right now (``/proc/loadavg``'s fourth field, median of 5 reads 20 ms apart) less
+   this process and its ``LOCAL_WORLD_SIZE - 1`` siblings; then divided by ``LOCAL_WORLD_SIZE``, at least 1.
+   The runnable count, not the load average: the 1-minute average still holds a stage that just ended (the
+   previous ``veripo loop --stage`` of a pipeline) and misses processes that just started.
 
 Inter-op threads: ``max(1, intra // 2)`` (eager PyTorch barely uses that pool; it only has to not oversubscribe).
 :func:`apply_threads` sets both (and ``OMP_NUM_THREADS`` for child processes) and prints one line saying what was
@@ -70,10 +73,11 @@ def _positive_int(name: str, value: str) -> int:
     return n
 
 
-def choose_threads(env: dict[str, str], affinity: int, quota: float | None, load: float | None) -> ThreadChoice:
+def choose_threads(env: dict[str, str], affinity: int, quota: float | None, others: int | None = None,
+                   machine_cpus: int | None = None) -> ThreadChoice:
     """The thread counts for one process. ``affinity``: CPUs in ``sched_getaffinity``; ``quota``: CPUs the cgroup
-    allows (None: unlimited); ``load``: the 1-minute load average before this process started working (None: unknown);
-    ``env``: reads VERIPO_THREADS, OMP_NUM_THREADS, LOCAL_WORLD_SIZE."""
+    allows (None: unlimited); ``others``: runnable tasks of other processes now (None: unknown); ``machine_cpus``:
+    CPUs of the machine (default ``affinity``); ``env``: reads VERIPO_THREADS, OMP_NUM_THREADS, LOCAL_WORLD_SIZE."""
     explicit = env.get("VERIPO_THREADS", "").strip()
     if explicit and explicit != "auto":
         n = _positive_int("VERIPO_THREADS", explicit)
@@ -88,28 +92,46 @@ def choose_threads(env: dict[str, str], affinity: int, quota: float | None, load
         cores = max(1, min(cores, math.floor(quota)))
         parts.append(f"cgroup quota {quota:g}")
     free = cores
-    if load is not None:
-        busy = min(cores - 1, math.floor(load))
-        free = cores - max(0, busy)
-        parts.append(f"load {load:.1f}")
+    if others is not None:
+        machine = max(1, machine_cpus or affinity)
+        free = cores - max(0, min(cores - 1, math.floor(max(0, others) * cores / machine)))
+        parts.append(f"{max(0, others)} other runnable on {machine} CPUs")
     local = _positive_int("LOCAL_WORLD_SIZE", env.get("LOCAL_WORLD_SIZE", "1") or "1")
     n = max(1, free // local)
     parts.append(f"{local} process{'es' if local > 1 else ''} on this node")
-    return ThreadChoice(n, max(1, n // 2), f"auto: {cores} core{'s' if cores > 1 else ''} of " + ", ".join(parts))
+    return ThreadChoice(n, max(1, n // 2), f"auto: {free} of {cores} core{'s' if cores > 1 else ''} free; "
+                        + ", ".join(parts))
+
+
+def runnable_now(samples: int = 5, interval_s: float = 0.02, path: str = "/proc/loadavg") -> int | None:
+    """Median number of runnable tasks on the machine over ``samples`` reads (None where there is no /proc)."""
+    import statistics
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open(path) as fh:
+                counts.append(int(fh.read().split()[3].split("/")[0]))
+        except (OSError, IndexError, ValueError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return int(statistics.median(counts))
 
 
 def detect_choice(env: dict[str, str] | None = None) -> ThreadChoice:
-    """:func:`choose_threads` with this machine's affinity, cgroup quota and load average."""
+    """:func:`choose_threads` with this machine's affinity, cgroup quota and runnable tasks."""
     env = dict(os.environ) if env is None else env
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
         affinity = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = None
-    return choose_threads(env, affinity, cgroup_cpu_limit(), load)
+    running = runnable_now()
+    local = env.get("LOCAL_WORLD_SIZE", "1")
+    siblings = int(local) if local.isdigit() and int(local) > 0 else 1
+    others = None if running is None else running - siblings  # this process and its siblings are not "others"
+    return choose_threads(env, affinity, cgroup_cpu_limit(), others, os.cpu_count())
 
 
 _APPLIED: ThreadChoice | None = None
