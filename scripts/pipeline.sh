@@ -8,7 +8,8 @@
 #   ITERATIONS=2 scripts/pipeline.sh loop.yaml run_dir=runs/exp1
 #
 # VERIPO_LAUNCH replaces the `veripo` command (e.g. a cluster wrapper such as "srun veripo"); EVAL=0 skips the
-# held-out evaluations.
+# held-out evaluations. Several nodes: scripts/slurm/loop_iteration.sbatch runs one iteration as SLURM job steps
+# (grpo and dpo through scripts/launch_multi_gpu.sh on every node, verify once), with the same idempotent stages.
 set -euo pipefail
 CONFIG=${1:?usage: scripts/pipeline.sh CONFIG.yaml [key.sub=value ...]}
 shift

@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="consistency judge (config judge.kind; default rule)")
     parser.add_argument("--judge-url", default=None, help="OpenAI-compatible base URL (config judge.url)")
     parser.add_argument("--judge-model", default=None, help="judge model name / local path (config judge.model)")
-    parser.add_argument("--service", default=None, help="verify through this veripo serve-verifier URL")
+    parser.add_argument("--service", default=None,
+                        help="verify through this veripo serve-verifier URL (bearer token from $VERIPO_VERIFIER_TOKEN, "
+                             "never a flag; service_concurrency / service_retries set in-flight requests and retries)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(parser)
 

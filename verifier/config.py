@@ -68,3 +68,7 @@ class VerifierConfig:
                                   "in-process.", None)
     service_token_env: str = doc("Environment variable with the service's bearer token.", "VERIPO_VERIFIER_TOKEN")
     service_timeout_s: float = doc("HTTP timeout of one service request.", 300.0)
+    service_concurrency: int = doc("Requests this client keeps in flight at once (its share of a shared service).", 4)
+    service_retries: int = doc("Retries of a failed service request (connection refused/reset, timeout, 429, 5xx: "
+                               "e.g. while the service restarts), with exponential backoff.", 8)
+    service_backoff_s: float = doc("First backoff delay before a retry; doubles each time, at most 30 s.", 0.5)

@@ -134,7 +134,8 @@ def _fingerprint(path: Path, config: VerifierConfig) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     cfg = to_dict(config)
-    for k in ("service_url", "service_token_env", "service_timeout_s", "batch_size"):
+    for k in ("service_url", "service_token_env", "service_timeout_s", "service_concurrency", "service_retries",
+              "service_backoff_s", "batch_size"):
         cfg.pop(k, None)
     h.update(json.dumps(cfg, sort_keys=True).encode())
     return h.hexdigest()[:32]
@@ -181,7 +182,8 @@ def run_verification(rollouts_path: str | Path, out_dir: str | Path, config: Ver
         from veripo.verifier.client import VerifierClient
 
         backend: Any = VerifierClient(config.service_url, token_env=config.service_token_env,
-                                      timeout_s=config.service_timeout_s)
+                                      timeout_s=config.service_timeout_s, retries=config.service_retries,
+                                      backoff_s=config.service_backoff_s, concurrency=config.service_concurrency)
         mode = "service"
     else:
         backend = verifier or Verifier(config)

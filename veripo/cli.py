@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
+        from veripo.train.threads import apply_threads
+
+        apply_threads()  # torch's thread counts from the cores really available (one line on stderr)
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print(f"veripo {name}: interrupted; rerun with --resume to continue", file=sys.stderr)

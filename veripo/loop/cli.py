@@ -44,8 +44,10 @@ def run(args) -> int:
                                iter_dir(cfg, args.iteration) / args.stage)
         else:
             key, summary = f"iter-{args.iteration}/{args.stage}", STAGE_FUNCTIONS[args.stage](cfg, args.iteration)
+        from veripo.loop.stages import launched_rank
+
         manifest = Manifest(Path(cfg.run_dir))
-        if not manifest.done(key):
+        if launched_rank() == 0 and not manifest.done(key):  # under torchrun, rank 0 alone writes
             manifest.record(key, summary, time.perf_counter() - t0)
         print(f"{key}: done")
         return 0

@@ -14,6 +14,7 @@ Layout (``run_dir``):
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -63,8 +64,14 @@ def run_grpo(cfg: LoopConfig, iteration: int) -> dict[str, Any]:
         "run": {"out_dir": str(out), "seed": cfg.seed + iteration},
     })
     summary = GRPOTrainer(from_dict(GRPOConfig, section)).train(resume=True)
-    _write_excluded(cfg, iteration, out / "rollouts.jsonl")
+    if launched_rank() == 0:  # under torchrun every rank runs the stage; rank 0 alone writes
+        _write_excluded(cfg, iteration, out / "rollouts.jsonl")
     return summary
+
+
+def launched_rank() -> int:
+    """This process's global rank when a launcher (torchrun, deepspeed) started it; 0 otherwise."""
+    return int(os.environ.get("RANK", "0") or 0)
 
 
 def _write_excluded(cfg: LoopConfig, iteration: int, rollouts: Path) -> None:
@@ -109,10 +116,12 @@ def run_dpo(cfg: LoopConfig, iteration: int) -> dict[str, Any]:
     pairs = iter_dir(cfg, iteration) / "verify" / "pairs.jsonl"
     grpo_policy = iter_dir(cfg, iteration) / "grpo" / "final"
     if not pairs.exists() or pairs.stat().st_size == 0:  # nothing to contrast: the GRPO policy goes on
+        summary = {"steps": 0, "skipped": "no pairs", "final_policy": str(out / "final")}
+        if launched_rank() != 0:  # rank 0 alone copies it
+            return summary
         tmp = out / ".final.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(grpo_policy, tmp)
-        summary = {"steps": 0, "skipped": "no pairs", "final_policy": str(out / "final")}
         atomic_write_json(tmp / "done.json", summary)
         tmp.rename(out / "final")
         return summary

@@ -20,6 +20,8 @@ class OptimConfig:
     lr: float = doc("Peak learning rate (VerIPO: 1e-6 GRPO, 5e-7 DPO on 7B; a 0.6M tiny model needs ~1e-4..1e-3).", 1e-6)
     weight_decay: float = doc("AdamW weight decay.", 0.0)
     betas: list[float] = doc("AdamW betas.", default_factory=lambda: [0.9, 0.999])
+    eps: float = doc("AdamW epsilon (added to sqrt(v)); gradient elements far below it move by ~lr*g/eps "
+                     "instead of ~lr*sign(g).", 1e-8)
     warmup_steps: int = doc("Linear warmup steps.", 0)
     schedule: str = doc("Learning-rate schedule after warmup: linear | cosine | constant.", "constant")
     grad_clip: float = doc("Clip the global gradient norm to this (0 = off).", 1.0)
@@ -30,7 +32,8 @@ def build_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas),
+                             eps=cfg.eps)
 
 
 def lr_factor(step: int, total_steps: int, warmup: int, schedule: str) -> float:
