@@ -169,9 +169,10 @@ def build_engine(model: str, settings, kind: str = "auto"):
         try:
             import torch
 
-            if kind == "vllm" or torch.cuda.is_available():
-                from veripo.rollout.vllm_engine import VLLMEngine  # type: ignore[import-not-found]
+            from veripo.rollout.vllm_engine import VLLMEngine, is_adapter_dir  # type: ignore[import-not-found]
 
+            # vLLM would serve an adapter folder's base model: auto takes the HF engine, vllm refuses (in VLLMEngine)
+            if kind == "vllm" or (torch.cuda.is_available() and not is_adapter_dir(model)):
                 return VLLMEngine(model, video_sampling=sampling)
         except ImportError as e:
             if kind == "vllm":
