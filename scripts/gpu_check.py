@@ -455,7 +455,7 @@ def phase_parity(s: Setup, accel: str) -> dict:
         logps = logps.float().cpu()
         mask = batch.completion_mask.float().cpu()
         loss, _ = get_policy_loss("ppo_clip")(logps=logps, old_logps=old if old is not None else logps.detach(),
-                                             advantages=torch.tensor([1.0, -1.0]), mask=mask)
+                                             advantages=torch.tensor([1.0, -0.5]), mask=mask)
         return logps, float(loss)
 
     cpu_logps, cpu_loss = losses("cpu", "float32", None)

@@ -133,18 +133,27 @@ def test_vllms_output_processor_results_parse_into_completions(vllm_config, rend
 
     (text_req,) = engine.vllm_inputs([text_sample()])
     params = vllm.SamplingParams(**sampling_params_dict(SamplingParams(temperature=1.0, max_new_tokens=32), n=1))
-    request = InputProcessor(vllm_config, renderer).process_inputs("r0", text_req, params,
+    (rendered,) = renderer.render_cmpl([text_req])
+    request = InputProcessor(vllm_config, renderer).process_inputs("r0", rendered, params,
                                                                    supported_tasks=("generate",))
+    InputProcessor.assign_request_id(request)  # as LLMEngine.add_request does
     processor = OutputProcessor(renderer.get_tokenizer(), log_stats=False)
     processor.add_request(request, text_req["prompt"])
     answer = engine.tokenizer.encode("<think>add</think><answer>5</answer>", add_special_tokens=False)
-    tail = engine.tokenizer.encode(" more", add_special_tokens=False)  # after the stop string: dropped
+    tail = engine.tokenizer.encode(" more words", add_special_tokens=False)  # never reached: the stop string ends it
     ids = answer + tail
     logps = np.array([[-0.25 - 0.01 * i] for i in range(len(ids))], dtype=np.float32)
-    out = processor.process_outputs([EngineCoreOutput(
-        request_id=request.request_id, new_token_ids=ids,
-        new_logprobs=LogprobsLists(np.array([[t] for t in ids]), logps, np.ones(len(ids), dtype=np.int64)))])
-    (group,) = completions_from_vllm(out.request_outputs, n=1)
+    outputs, steps = None, 0
+    for i, token in enumerate(ids):  # one token per engine step, as the engine core sends them
+        steps += 1
+        result = processor.process_outputs([EngineCoreOutput(
+            request_id=request.request_id, new_token_ids=[token],
+            new_logprobs=LogprobsLists(np.array([[token]]), logps[i:i + 1], np.ones(1, dtype=np.int64)))])
+        outputs = result.request_outputs or outputs
+        if outputs and outputs[0].finished:
+            break
+    assert steps == len(answer)  # the output processor found "</answer>" and finished the request
+    (group,) = completions_from_vllm(outputs, n=1)
     (c,) = group
     assert c.finish_reason == "stop" and c.text.endswith("<answer>5</answer>")
     assert c.token_ids == answer and c.logps == pytest.approx(logps[: len(answer), 0].tolist())
@@ -159,10 +168,10 @@ def test_policy_weights_load_into_vllms_qwen2_5_vl_model(vllm_config, tiny_kit_d
     from veripo.rollout.vllm_requests import vllm_weight_items
     from veripo.verifier.serving import free_port
 
-    init_distributed_environment(world_size=1, rank=0, local_rank=0, backend="gloo",
-                                 distributed_init_method=f"tcp://127.0.0.1:{free_port()}")
-    initialize_model_parallel(1, 1)
     with set_current_vllm_config(vllm_config):
+        init_distributed_environment(world_size=1, rank=0, local_rank=0, backend="gloo",
+                                     distributed_init_method=f"tcp://127.0.0.1:{free_port()}")
+        initialize_model_parallel(1, 1)
         served = Qwen2_5_VLForConditionalGeneration(vllm_config=vllm_config, prefix="")
     policy, _ = load_policy(tiny_kit_dir)
     with torch.no_grad():
