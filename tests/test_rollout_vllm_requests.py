@@ -60,21 +60,60 @@ def test_video_prompt_carries_frames_and_metadata_that_give_the_right_temporal_g
     assert frames is clip.frames and frames.shape == (8, 56, 56, 3) and frames.dtype == np.uint8
     assert meta["total_num_frames"] == 16 and meta["fps"] == pytest.approx(8.0)
     assert meta["frames_indices"] == clip.indices and len(meta["frames_indices"]) == 8
-    assert req["mm_processor_kwargs"] == {"fps": pytest.approx(4.0)}  # 8 of 16 frames of an 8 fps clip
+    assert req["mm_processor_kwargs"] == {"do_sample_frames": False}  # the default; no fps (sampling is off)
     # a processor that reads the metadata (transformers >= 5) gets the same batch as our HF engine
     via_dict = kit_processor(text=[text], videos=[frames], video_metadata=[VideoMetadata(**meta)],
-                             do_sample_frames=False, return_tensors="pt")
+                             return_tensors="pt", **req["mm_processor_kwargs"])
     ours = build_model_inputs(kit_processor, [text], [clip])
     assert via_dict["second_per_grid_ts"] == pytest.approx([2 / clip.sampled_fps])  # 8 of 16 frames at 8 fps: 0.5 s
     assert torch.equal(via_dict["video_grid_thw"], ours["video_grid_thw"])
     assert torch.equal(via_dict["pixel_values_videos"], ours["pixel_values_videos"])
 
 
-def test_bare_frames_mode_sends_the_sampled_fps(clip):
-    req = build_vllm_prompt("<|vision_start|><|video_pad|><|vision_end|>Q", [clip], with_metadata=False)
-    assert isinstance(req["multi_modal_data"]["video"], np.ndarray)
-    assert req["mm_processor_kwargs"] == {"fps": pytest.approx(4.0)}
-    assert video_item(clip, with_metadata=False) is clip.frames
+def test_bare_frames_mode_is_refused_because_vllm_needs_the_metadata(tiny_kit_dir, kit_processor, clip):
+    """Defect 1 (issue 18): vLLM 0.31's Qwen2.5-VL processor fails on bare frames ("Video metadata is
+    required"), so the engine refuses the mode and every video goes as (frames, metadata)."""
+    from veripo.rollout.vllm_engine import VLLMEngine
+
+    with pytest.raises(VeripoError, match="Video metadata is required"):
+        VLLMEngine(tiny_kit_dir, llm=SimpleNamespace(), processor=kit_processor, video_metadata=False)
+    frames, meta = video_item(clip)
+    assert frames is clip.frames and meta["frames_indices"] == clip.indices
+    with pytest.raises(TypeError):
+        build_vllm_prompt("<|vision_start|><|video_pad|><|vision_end|>Q", [clip], with_metadata=False)
+
+
+def test_requests_carry_the_hf_paths_processor_settings_so_both_see_the_same_frames(tiny_kit_dir, kit_processor):
+    """Defect 2 (issue 18): the request's mm_processor_kwargs are the HF path's (no second frame sampling, no
+    total-video pixel cap), so even a checkpoint whose video processor samples frames by default
+    (do_sample_frames=True) turns the request into the batch the training forward sees."""
+    import copy
+
+    from transformers.video_utils import VideoMetadata
+
+    from veripo.rollout.vllm_engine import VLLMEngine
+    from veripo.video.inputs import build_model_inputs, video_processor_kwargs
+
+    sampling = VideoSampling(num_frames=8, max_pixels=56 * 56, min_pixels=None)
+    engine = VLLMEngine(tiny_kit_dir, sampling, llm=SimpleNamespace(), processor=kit_processor)
+    (req,) = engine.vllm_inputs([video_sample()])
+    kwargs = req["mm_processor_kwargs"]
+    assert kwargs == video_processor_kwargs(kit_processor) and kwargs["do_sample_frames"] is False
+    assert "fps" not in kwargs
+    assert kwargs.get("cap_pixels_per_frame", False) is False  # transformers >= 5.22 would cap by default
+    frames, meta = req["multi_modal_data"]["video"]
+    sampling_processor = copy.deepcopy(kit_processor)
+    sampling_processor.video_processor.do_sample_frames = True  # e.g. a checkpoint saved with it on
+    sampling_processor.video_processor.fps = 2.0
+    # what vLLM's Qwen2.5-VL processing does with the request: processor(text, videos, metadata, **kwargs)
+    via_vllm = sampling_processor(text=[req["prompt"]], videos=[frames], video_metadata=[VideoMetadata(**meta)],
+                                  return_tensors="pt", **kwargs)
+    clip = engine.frame_cache.get(video_sample().path, sampling)
+    ours = build_model_inputs(kit_processor, [req["prompt"]], [clip])
+    assert torch.equal(via_vllm["input_ids"], ours["input_ids"])  # same token count
+    assert torch.equal(via_vllm["video_grid_thw"], ours["video_grid_thw"])
+    assert torch.equal(via_vllm["pixel_values_videos"], ours["pixel_values_videos"])
+    assert via_vllm["second_per_grid_ts"] == pytest.approx([0.5])  # 8 of 16 frames at 8 fps
 
 
 def test_text_prompt_has_no_multimodal_fields_and_placeholder_mismatch_is_named(clip):
@@ -171,16 +210,22 @@ class InProcessLLM:
                 params[name].data.copy_(tensor)
             self.loaded.append(len(weights))
 
-        self.loaded, self.resets = [], 0
+        self.loaded, self.resets, self.encoder_resets = [], 0, 0
         model = SimpleNamespace(load_weights=load_weights)
         self.llm_engine = SimpleNamespace(model_executor=SimpleNamespace(
-            driver_worker=SimpleNamespace(worker=SimpleNamespace(model_runner=SimpleNamespace(model=model)))))
+            driver_worker=SimpleNamespace(worker=SimpleNamespace(model_runner=SimpleNamespace(model=model)))),
+            reset_encoder_cache=self.reset_encoder_cache)
 
     def reset_prefix_cache(self):
         self.resets += 1
 
+    def reset_encoder_cache(self):  # vLLM 0.31 has it on LLMEngine (llm.llm_engine), not on LLM
+        self.encoder_resets += 1
 
-def test_sync_weights_copies_the_policy_into_the_worker_model_and_resets_the_prefix_cache(tiny_kit_dir):
+
+def test_sync_weights_copies_the_policy_into_the_worker_model_and_resets_the_caches(tiny_kit_dir):
+    """Defect 3 (issue 18): besides the prefix cache, the encoder cache (vision embeddings computed with the
+    old weights) is reset, so a trained vision tower's new embeddings reach later rollouts."""
     from veripo.models.load import load_policy
     from veripo.rollout.vllm_engine import VLLMEngine, find_inprocess_model
 
@@ -194,6 +239,7 @@ def test_sync_weights_copies_the_policy_into_the_worker_model_and_resets_the_pre
     engine = VLLMEngine(tiny_kit_dir, llm=llm, processor=processor)
     sent = engine.sync_weights(policy)
     assert sent == len(list(policy.named_parameters())) and llm.resets == 1
+    assert llm.encoder_resets == 1 and engine.last_reset == ["prefix", "encoder"]
     for (name, a), (_, b) in zip(policy.named_parameters(), served.named_parameters()):
         assert torch.equal(a, b), name
     # an engine that exposes neither path fails with a clear message
@@ -258,10 +304,12 @@ def test_chat_request_puts_video_first_and_vllm_fields_in_extra_body(tmp_path):
     assert base64.b64decode(part["video_url"]["url"].split(",", 1)[1]) == video.read_bytes()
     assert msgs[0]["content"][1] == {"type": "text", "text": "Which way?"}
     assert chat_messages_for_server("Q", "video", video)[0]["content"][0]["video_url"]["url"] == video.absolute().as_uri()
-    body = chat_request("m", msgs, SamplingParams(temperature=1.0, top_k=5, max_new_tokens=32), n=4, seed=1, fps=2.0)
+    body = chat_request("m", msgs, SamplingParams(temperature=1.0, top_k=5, max_new_tokens=32), n=4, seed=1,
+                        processor_kwargs={"do_sample_frames": False})
     assert body["n"] == 4 and body["max_tokens"] == 32 and body["stop"] == ["</answer>"] and body["logprobs"] is True
     assert body["extra_body"] == {"return_tokens_as_token_ids": True, "skip_special_tokens": True,
-                                  "include_stop_str_in_output": True, "top_k": 5, "mm_processor_kwargs": {"fps": 2.0}}
+                                  "include_stop_str_in_output": True, "top_k": 5,
+                                  "mm_processor_kwargs": {"do_sample_frames": False}}
 
 
 def test_completions_from_chat_without_token_ids_and_with_a_wrong_choice_count():
@@ -310,7 +358,7 @@ def test_server_mode_sends_video_url_over_the_wire_and_reads_token_ids(kit_proce
     wire = by_video[True]
     assert wire["messages"][0]["content"][0]["type"] == "video_url"
     assert wire["include_stop_str_in_output"] is True and wire["return_tokens_as_token_ids"] is True  # extra_body merged
-    assert wire["mm_processor_kwargs"] == {"fps": 2.0} and "mm_processor_kwargs" not in by_video[False]
+    assert wire["mm_processor_kwargs"] == {"do_sample_frames": False} and "mm_processor_kwargs" not in by_video[False]
     assert by_video[False]["messages"][0]["content"] == [{"type": "text", "text": by_video[False]["messages"][0]["content"][0]["text"]}]
     with pytest.raises(VeripoError, match="cannot receive policy weights"):
         engine.sync_weights(None)
@@ -405,3 +453,46 @@ def test_tree_rollouts_through_the_colocated_vllm_engine(tiny_kit_dir, kit_proce
     assert not supports_partial(server)
     with pytest.raises(VeripoError, match="need the colocated engine"):
         server.continue_from([], [], [], 1, SamplingParams())
+
+
+# ------------------------------------------------------------------------------------------ refusals (issue 18)
+def test_greedy_sampling_with_several_samples_is_refused_before_any_video_is_decoded(tiny_kit_dir, kit_processor):
+    """vLLM's SamplingParams rejects n > 1 at temperature 0; veripo says so in its own terms, up front."""
+    from veripo.rollout.vllm_engine import VLLMEngine
+
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=4)
+    with pytest.raises(VeripoError, match="vLLM refuses n > 1 for greedy"):
+        sampling_params_dict(greedy, n=4)
+    with pytest.raises(VeripoError, match="vLLM refuses n > 1 for greedy"):
+        chat_request("m", [], greedy, n=2)
+    assert sampling_params_dict(greedy, n=1)["temperature"] == 0.0
+    engine = VLLMEngine(tiny_kit_dir, VideoSampling(num_frames=4), llm=SimpleNamespace(), processor=kit_processor)
+    unreadable = video_sample("gone")
+    unreadable.path = "/nonexistent/video.mp4"
+    with pytest.raises(VeripoError, match="greedy"):  # not a VideoError: nothing was decoded
+        engine.generate([unreadable], n=3, params=greedy)
+
+
+def test_weight_sync_to_an_out_of_process_engine_core_is_refused(tiny_kit_dir, kit_processor):
+    """Without an in-process worker, collective_rpc would pickle every weight tensor on every sync."""
+    from veripo.models.load import load_policy
+    from veripo.rollout.vllm_engine import VLLMEngine, engine_core_in_process
+
+    class SyncMPClient:  # vLLM V1's client of an engine core in another process
+        pass
+
+    class InprocClient:
+        pass
+
+    calls = []
+    llm = SimpleNamespace(llm_engine=SimpleNamespace(engine_core=SyncMPClient()),
+                          collective_rpc=lambda fn, args=(): calls.append(len(args[0])))
+    assert not engine_core_in_process(llm)
+    engine = VLLMEngine(tiny_kit_dir, llm=llm, processor=kit_processor)
+    policy, _ = load_policy(tiny_kit_dir)
+    with pytest.raises(VeripoError, match="would pickle all .* weight tensors"):
+        engine.sync_weights(policy)
+    assert calls == []
+    llm.llm_engine.engine_core = InprocClient()
+    assert engine_core_in_process(llm)
+    assert engine.sync_weights(policy) == calls[0] == len(list(policy.named_parameters()))

@@ -100,20 +100,24 @@ def engine_class(name: str) -> Any:
         raise ConfigError(f"rollout engine {name!r} is unavailable here ({e})") from None
 
 
-def resolve_engine_name(name: str) -> str:
-    """``auto``: vLLM where CUDA and vLLM are both present, else the HF engine."""
+def resolve_engine_name(name: str, model_path: str | None = None) -> str:
+    """``auto``: vLLM where CUDA and vLLM are both present, else the HF engine; also the HF engine for a LoRA
+    adapter folder, which vLLM would serve as its base model (``--engine vllm`` refuses one)."""
     if name != "auto":
         return name
     import importlib.util
+    from pathlib import Path
 
     import torch
 
-    return "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None else "hf"
+    adapter = model_path is not None and (Path(model_path) / "adapter_config.json").exists()
+    return "vllm" if (torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+                      and not adapter) else "hf"
 
 
 def build_engine(spec: EngineSpec, model: Any = None, processor: Any = None) -> RolloutEngine:
     """The engine ``spec.name`` names (``auto`` resolved), for the live ``model`` or ``spec.model_path``."""
-    name = resolve_engine_name(spec.name)
+    name = resolve_engine_name(spec.name, spec.model_path)
     return engine_class(name).build(dataclasses.replace(spec, name=name), model, processor)
 
 

@@ -12,16 +12,23 @@ Colocated mode. ``vllm.LLM`` shares the GPU with the trainer (``gpu_memory_utili
 engine core in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), so the worker's model is reachable for
 weight sync. ``sync_weights`` pushes ``(name, tensor)`` pairs into vLLM's ``model.load_weights`` (which maps
 Hugging Face names and fuses q/k/v and gate/up itself) and then resets the prefix cache, whose KV entries were
-computed with the old weights. The model is found through, in order:
+computed with the old weights, and the encoder cache, whose vision embeddings were (a trained vision tower
+would otherwise keep serving stale embeddings for a video seen before). The model is found through, in order:
 
 1. ``llm.llm_engine.model_executor.driver_worker.model_runner.model`` (vLLM V0; V1 with an in-process
    executor, whose worker wrapper forwards attributes; TRL 1.16 uses this path with vLLM 0.22-0.31);
 2. ``...driver_worker.worker.model_runner.model`` (V1 worker wrapper without forwarding);
-3. ``llm.collective_rpc(fn)`` with a function run on every worker (vLLM >= 0.8), which also reaches an
-   out-of-process engine core when ``VLLM_ALLOW_INSECURE_SERIALIZATION=1`` lets it pickle the function;
-otherwise a ``RuntimeError`` names the vLLM version and what to set. A PEFT policy's adapters are merged into
-its base weights for the transfer and unmerged after (``merge_adapter`` / ``unmerge_adapter``, as TRL does), so
-vLLM receives plain checkpoint-named weights.
+3. ``llm.collective_rpc(fn)`` with a function run on every worker (vLLM >= 0.8), only when the engine core
+   runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, which veripo sets unless it was set already);
+otherwise a ``RuntimeError`` names the vLLM version and what to set. An out-of-process engine core is refused:
+``collective_rpc`` would pickle every weight tensor of the policy on every sync (14 GB per step for a 7B model
+in bf16), and needs ``VLLM_ALLOW_INSECURE_SERIALIZATION=1`` to pickle the function at all. A PEFT policy's
+adapters are merged into its base weights for the transfer and unmerged after (``merge_adapter`` /
+``unmerge_adapter``, as TRL does), so vLLM receives plain checkpoint-named weights.
+
+A LoRA adapter folder as ``model_path``: vLLM loads the base model it names, which is right only when the
+policy's weights are pushed right after (``from_config`` does; pass ``weights_synced=True``). Otherwise (e.g.
+``veripo eval --engine vllm`` on an adapter folder) the engine would serve the base model, so it refuses.
 
 Server mode (``server_url``): requests go to ``/v1/chat/completions`` with the video as a ``video_url`` part
 (see :mod:`veripo.rollout.vllm_requests`). A server cannot receive the trainer's weights through the OpenAI
@@ -42,28 +49,41 @@ from veripo.prompt_batch import PromptBatch, build_prompt_batch
 from veripo.rollout.engine import EngineCapabilities, EngineSpec
 from veripo.rollout.types import Completion, SamplingParams
 from veripo.rollout.vllm_requests import (build_vllm_prompt, chat_messages_for_server, chat_request,
-                                          completions_from_chat, completions_from_vllm, continuation_request,
+                                          check_greedy_n, completions_from_chat, completions_from_vllm, continuation_request,
                                           sampling_params_dict, vllm_weight_items)
 from veripo.video.cache import FrameCache
 from veripo.video.sampling import VideoSampling
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = ("vLLM is not installed. It is a GPU-only extra: install it in a CUDA environment "
-                "(vllm 0.30/0.31 pin torch 2.13; see notes/cpu-stack.md section 5), or use rollout.engine=hf.")
+INSTALL_HINT = ("vLLM is not installed. It is a GPU-only extra: install it in a CUDA environment with the one "
+                "pinned command in README.md, section 'Installing on a GPU machine' (vllm 0.31.0 with torch 2.13.0), "
+                "or use rollout.engine=hf.")
 
 
 def _field(sample: Any, name: str, default: Any = None) -> Any:
     return sample.get(name, default) if isinstance(sample, dict) else getattr(sample, name, default)
 
 
-def vllm_model_source(path: str | Path) -> str:
-    """What vLLM should load for a policy path: the base model named by an adapter folder, else the path."""
+def is_adapter_dir(path: str | Path) -> bool:
+    """True for a PEFT adapter folder (``adapter_config.json`` inside)."""
+    return (Path(path) / "adapter_config.json").exists()
+
+
+def vllm_model_source(path: str | Path, weights_synced: bool = False) -> str:
+    """What vLLM should load for a policy path: the path itself, or for an adapter folder the base model it
+    names, which is allowed only when the caller pushes the policy's weights afterwards (``weights_synced``):
+    vLLM would otherwise serve and score the base model, not the adapter."""
     adapter = Path(path) / "adapter_config.json"
     if adapter.exists():
         import json
 
         base = json.loads(adapter.read_text()).get("base_model_name_or_path")
+        if not weights_synced:
+            raise VeripoError(
+                f"{path}: a LoRA adapter folder; the vLLM engine would load its base model {base!r} and ignore the "
+                "adapter. Use the HF engine (--engine hf / rollout.engine=hf), or save the policy merged "
+                "(veripo.models.lora.save_policy(..., merge=True)) and point vLLM at that folder")
         if not base:
             raise VeripoError(f"{adapter}: no base_model_name_or_path, so vLLM cannot load the base model")
         return str(base)
@@ -80,6 +100,31 @@ def find_inprocess_model(llm: Any) -> Any | None:
         if model is not None and hasattr(model, "load_weights"):
             return model
     return None
+
+
+def engine_core_in_process(llm: Any) -> bool:
+    """Whether a ``vllm.LLM``'s engine core runs in this process (vLLM V1's ``InprocClient``; V0 always did).
+    Unknown layouts count as in-process only when ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` is set."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if core is not None:
+        return type(core).__name__ == "InprocClient"
+    return os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
+
+
+def reset_caches(llm: Any) -> list[str]:
+    """Drop what vLLM computed with the old weights: the prefix (KV) cache and the encoder (vision embedding)
+    cache. Returns the names of the caches reset (a vLLM without one of the methods skips it)."""
+    done = []
+    if hasattr(llm, "reset_prefix_cache"):
+        llm.reset_prefix_cache()
+        done.append("prefix")
+    engine = getattr(llm, "llm_engine", None)
+    for owner in (llm, engine):
+        if owner is not None and hasattr(owner, "reset_encoder_cache"):
+            owner.reset_encoder_cache()
+            done.append("encoder")
+            break
+    return done
 
 
 def _load_on_worker(worker: Any, weights: list) -> int:
@@ -113,18 +158,23 @@ class VLLMEngine:
                  dtype: str = "auto", seed: int = 0, max_model_len: int | None = None, enforce_eager: bool = False,
                  video_metadata: bool = True, batch_size: int = 8, reasoning: bool = True,
                  frame_cache: FrameCache | None = None, llm: Any = None, client: Any = None,
-                 request_timeout: float = 600.0, max_workers: int = 8, **llm_kwargs: Any):
+                 request_timeout: float = 600.0, max_workers: int = 8, weights_synced: bool = False,
+                 **llm_kwargs: Any):
         if model_path is None and llm is None and server_url is None:
             raise ValueError("VLLMEngine needs model_path, an llm, or a server_url")
+        if not video_metadata:
+            raise VeripoError("VLLMEngine(video_metadata=False): vLLM 0.31's Qwen2.5-VL processor needs each video's "
+                              "metadata ('Video metadata is required'), so bare frames are not supported; "
+                              "videos are always sent as (frames, metadata)")
         self.model_path = str(model_path) if model_path is not None else None
         self.video_sampling = video_sampling
         self.frame_cache = frame_cache or FrameCache()
         self.batch_size = batch_size
         self.reasoning = reasoning
-        self.video_metadata = video_metadata
         self.inline_video = inline_video
         self.seed = seed
         self.last_timings: dict[str, float] = {}
+        self.last_reset: list[str] = []  # caches reset by the last sync_weights
         self.server_url = server_url
         self.max_workers = max_workers
         self.llm = None
@@ -134,7 +184,7 @@ class VLLMEngine:
             self.server_model = server_model or self.model_path or self._first_served_model()
         else:
             self.llm = llm if llm is not None else self._build_llm(
-                vllm_model_source(self.model_path), gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
+                vllm_model_source(self.model_path, weights_synced), gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
                 seed=seed, max_model_len=max_model_len, enforce_eager=enforce_eager, **llm_kwargs)
         self.processor = processor if processor is not None else self._load_processor()
         self.tokenizer = getattr(self.processor, "tokenizer", None)
@@ -153,7 +203,7 @@ class VLLMEngine:
                 "policy's updated weights, so GRPO rollouts would come from a stale policy. Use the colocated "
                 "engine for training (unset rollout.vllm_server_url); the server mode is for evaluation.")
         engine = cls(spec.model_path, spec.video, processor=processor, dtype=spec.dtype, seed=spec.seed,
-                     batch_size=spec.batch_size, **options)
+                     batch_size=spec.batch_size, weights_synced=model is not None, **options)
         if model is not None:
             engine.sync_weights(model)
         return engine
@@ -224,6 +274,9 @@ class VLLMEngine:
         """One ``LLM.generate`` input per sample; raises ``VideoError`` naming an unreadable video."""
         from PIL import Image
 
+        from veripo.video.inputs import video_processor_kwargs
+
+        processor_kwargs = video_processor_kwargs(self.processor)
         out = []
         for sample in samples:
             dtype, path = _field(sample, "data_type", "text"), _field(sample, "path")
@@ -233,7 +286,7 @@ class VLLMEngine:
                 clips.append(frame_transform(clip, sample) if frame_transform is not None else clip)
             elif dtype == "image":
                 images.append(Image.open(path).convert("RGB"))
-            out.append(build_vllm_prompt(self.prompt_text(sample), clips, images, with_metadata=self.video_metadata,
+            out.append(build_vllm_prompt(self.prompt_text(sample), clips, images, processor_kwargs=processor_kwargs,
                                          video_token=getattr(self.processor, "video_token", "<|video_pad|>"),
                                          image_token=getattr(self.processor, "image_token", "<|image_pad|>")))
         return out
@@ -242,6 +295,7 @@ class VLLMEngine:
     def generate(self, samples: Sequence[Any], n: int = 1, temperature: float = 0.0, max_new_tokens: int = 256,
                  params: SamplingParams | None = None, frame_transform=None) -> list[list[Completion]]:
         params = params or SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens)
+        check_greedy_n(params, n)  # before decoding any video
         if self.client is not None:
             return self._generate_server(samples, n, params)
         import vllm
@@ -280,13 +334,14 @@ class VLLMEngine:
     def _generate_server(self, samples: Sequence[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
         from veripo.prompts import question_text
 
-        fps = self.video_sampling.fps if self.video_sampling is not None and not self.video_sampling.num_frames else None
-
         def one(sample: Any) -> list[Completion]:
             dtype = _field(sample, "data_type", "text")
             messages = chat_messages_for_server(question_text(sample, self.reasoning), dtype, _field(sample, "path"),
                                                 inline=self.inline_video)
-            kwargs = chat_request(self.server_model, messages, params, n=n, fps=fps if dtype == "video" else None)
+            # the server decodes and samples the video itself (--media-io-kwargs); its processor must not
+            # sample those frames again
+            kwargs = chat_request(self.server_model, messages, params, n=n,
+                                  processor_kwargs={"do_sample_frames": False} if dtype == "video" else None)
             try:
                 response = self.client.chat.completions.create(**kwargs)
             except Exception as e:  # noqa: BLE001 - transport and HTTP errors alike
@@ -319,6 +374,11 @@ class VLLMEngine:
             if target is not None:
                 target.load_weights(weights)
             elif hasattr(self.llm, "collective_rpc"):
+                if not engine_core_in_process(self.llm):
+                    raise VeripoError(
+                        "sync_weights: the vLLM engine core runs in another process, so every sync would pickle all "
+                        f"{len(weights)} weight tensors to it. Set VLLM_ENABLE_V1_MULTIPROCESSING=0 before the engine "
+                        "is built (veripo sets it unless it is already set in the environment)")
                 self.llm.collective_rpc(_load_on_worker, args=(weights,))
             else:
                 import vllm
@@ -327,7 +387,6 @@ class VLLMEngine:
                     f"vLLM {getattr(vllm, '__version__', '?')}: cannot reach the worker's model to load weights "
                     "(no llm_engine.model_executor.driver_worker.model_runner.model and no LLM.collective_rpc). "
                     "Set VLLM_ENABLE_V1_MULTIPROCESSING=0 before building the engine, or use vLLM 0.30/0.31.")
-        if hasattr(self.llm, "reset_prefix_cache"):
-            self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
+        self.last_reset = reset_caches(self.llm)  # cached KV blocks and vision embeddings used the old weights
         self.last_timings["sync_s"] = time.perf_counter() - t0
         return len(weights)

@@ -4,31 +4,35 @@ Colocated engine (``vllm.LLM.generate``), one request per prompt::
 
     {"prompt": <chat-templated text with <|vision_start|><|video_pad|><|vision_end|>>,
      "multi_modal_data": {"video": (frames uint8 [T, H, W, 3], metadata dict)},
-     "mm_processor_kwargs": {"fps": <sampled fps of those frames>}}
+     "mm_processor_kwargs": {"do_sample_frames": False, ["cap_pixels_per_frame": False]}}
 
 The frames are the clip our decoder already sampled and resized (the same pixels the HF engine and the
-training forward see), so the processor must not sample again (Qwen2-VL's video processor defaults to
-``do_sample_frames=False``). Qwen2.5-VL's temporal mRoPE needs ``second_per_grid_ts = temporal_patch_size /
-sampled_fps`` (0.5 s for 8 of 16 frames of an 8 fps clip); the two ways processors learn the fps are both sent:
+training forward see), and ``mm_processor_kwargs`` are the processor settings of the HF path
+(``veripo.video.inputs.video_processor_kwargs``): the processor must not sample frames again
+(``do_sample_frames=False``; with ``True`` it would re-sample the 8 decoded frames as if they were the whole
+video and fail with "index 8 is out of bounds", or silently drop frames) and must not shrink the frames
+under a total-video pixel budget (``cap_pixels_per_frame=False`` where transformers has the option, the
+default from 5.22 being ``True``). Rollout and training then see the same frames and the same token counts.
 
-* ``mm_processor_kwargs["fps"]``: what the Qwen2.5-VL processor of transformers 4.x reads (vLLM's
-  documented way for Qwen2.5-VL);
-* the metadata dict in the ``(frames, metadata)`` tuple, with transformers' ``VideoMetadata`` fields
-  (``total_num_frames``, ``fps`` = native rate, ``frames_indices``, ...): transformers >= 5 computes the value
-  from ``metadata.sampled_fps`` (cpu-stack.md pitfall 2), and vLLM parsers with ``video_needs_metadata``
-  (Qwen3-VL family) require it. vLLM's Qwen2.5-VL parser accepts the tuple and drops the metadata.
-
-``with_metadata=False`` sends the bare frame array (for a vLLM whose parser does not accept tuples).
+Qwen2.5-VL's temporal mRoPE needs ``second_per_grid_ts = temporal_patch_size / sampled_fps`` (0.5 s for 8 of
+16 frames of an 8 fps clip). transformers >= 5 computes it from the metadata in the ``(frames, metadata)``
+tuple (transformers' ``VideoMetadata`` fields: ``total_num_frames``, ``fps`` = native rate,
+``frames_indices``, ...; ``sampled_fps = len(frames_indices) / total_num_frames * fps``, cpu-stack.md
+pitfall 2), so no ``fps`` processor kwarg is sent: it only steers frame sampling, which is off. The metadata
+is required: vLLM 0.31's Qwen2.5-VL processor rejects bare frame arrays ("Video metadata is required"), so
+there is no bare-frames mode.
 
 Sampling parameters are a plain dict for ``vllm.SamplingParams(**d)``: ``logprobs=0`` returns the sampled
 token's log-prob only; with ``LLM(logprobs_mode="processed_logprobs")`` that is the log-prob under the
-sampling distribution (after temperature / top-k / top-p), as our HF engine reports it.
+sampling distribution (after temperature / top-k / top-p), as our HF engine reports it. vLLM refuses greedy
+sampling with ``n > 1``; ``sampling_params_dict`` says so first.
 
 Server mode (an OpenAI-compatible ``vllm serve``): one chat request per prompt, the video as a ``video_url``
 content part (``file://`` URL, which needs ``--allowed-local-media-path``, or a base64 ``data:`` URL); vLLM-only
 fields go in ``extra_body`` (``top_k``, ``include_stop_str_in_output``, ``return_tokens_as_token_ids``,
 ``mm_processor_kwargs``). The server decodes the video itself, so its frame count follows the server's
-``--media-io-kwargs``, not our ``VideoSampling``.
+``--media-io-kwargs`` (e.g. ``'{"video": {"num_frames": 16}}'``), not our ``VideoSampling``; the request
+still sends ``do_sample_frames=False`` so the server's processor does not sample those frames a second time.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from veripo.errors import VeripoError
 from veripo.rollout.types import Completion, SamplingParams
 
 ANSWER_STOP = "</answer>"
@@ -54,18 +59,22 @@ def video_metadata_dict(clip: Any) -> dict[str, Any]:
     }
 
 
-def video_item(clip: Any, with_metadata: bool = True) -> Any:
-    """The ``multi_modal_data["video"]`` entry for one clip: ``(frames, metadata)`` or bare ``frames``."""
-    return (clip.frames, video_metadata_dict(clip)) if with_metadata else clip.frames
+def video_item(clip: Any) -> tuple[Any, dict[str, Any]]:
+    """The ``multi_modal_data["video"]`` entry for one clip: ``(frames, metadata)`` (vLLM 0.31's Qwen2.5-VL
+    processor requires the metadata)."""
+    return clip.frames, video_metadata_dict(clip)
 
 
 def build_vllm_prompt(text: str, clips: Sequence[Any] = (), images: Sequence[Any] = (),
-                      with_metadata: bool = True, video_token: str = "<|video_pad|>",
+                      processor_kwargs: dict[str, Any] | None = None, video_token: str = "<|video_pad|>",
                       image_token: str = "<|image_pad|>") -> dict[str, Any]:
     """One ``vllm.LLM.generate`` input for a rendered prompt and its decoded clips / PIL images.
 
-    The number of video / image placeholders in ``text`` must equal the clips / images given (checked here,
-    so a mismatch names the prompt instead of failing deep inside vLLM's processor).
+    ``processor_kwargs``: the video processor settings sent as ``mm_processor_kwargs`` with any clip (the
+    engine passes ``veripo.video.inputs.video_processor_kwargs(processor)``, what the HF path passes; the
+    default is ``{"do_sample_frames": False}``). The number of video / image placeholders in ``text`` must equal
+    the clips / images given (checked here, so a mismatch names the prompt instead of failing deep inside
+    vLLM's processor).
     """
     if text.count(video_token) != len(clips) or text.count(image_token) != len(images):
         raise ValueError(f"prompt has {text.count(video_token)} video and {text.count(image_token)} image "
@@ -73,10 +82,10 @@ def build_vllm_prompt(text: str, clips: Sequence[Any] = (), images: Sequence[Any
     request: dict[str, Any] = {"prompt": text}
     mm: dict[str, Any] = {}
     if clips:
-        items = [video_item(c, with_metadata) for c in clips]
+        items = [video_item(c) for c in clips]
         mm["video"] = items[0] if len(items) == 1 else items
-        fps = [float(c.sampled_fps) for c in clips]
-        request["mm_processor_kwargs"] = {"fps": fps[0] if len(fps) == 1 else fps}
+        request["mm_processor_kwargs"] = dict(processor_kwargs if processor_kwargs is not None
+                                              else {"do_sample_frames": False})
     if images:
         mm["image"] = images[0] if len(images) == 1 else list(images)
     if mm:
@@ -99,6 +108,13 @@ def continuation_request(request: dict[str, Any], prefix: Sequence[int], tokeniz
 
 
 # ------------------------------------------------------------------------------------------------ sampling
+def check_greedy_n(params: SamplingParams, n: int) -> None:
+    """vLLM's ``SamplingParams`` rejects ``n > 1`` at temperature 0; say it in veripo's terms first."""
+    if params.temperature <= 0 and n > 1:
+        raise VeripoError(f"temperature={params.temperature} (greedy) with n={n}: vLLM refuses n > 1 for greedy "
+                          "sampling (the samples would be identical); use n=1 or a temperature > 0")
+
+
 def sampling_params_dict(params: SamplingParams, n: int = 1, seed: int | None = None,
                          logprobs: bool = True) -> dict[str, Any]:
     """Keyword arguments for ``vllm.SamplingParams``: G samples per prompt, stop after ``</answer>`` (kept in
@@ -106,6 +122,7 @@ def sampling_params_dict(params: SamplingParams, n: int = 1, seed: int | None = 
     Temperature 0 is greedy; ``top_k=0`` means off in both (TRL 1.16 passes 0 to vLLM 0.22-0.31 the same way)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    check_greedy_n(params, n)
     d: dict[str, Any] = {
         "n": int(n), "temperature": max(0.0, float(params.temperature)), "top_p": float(params.top_p),
         "top_k": max(0, int(params.top_k or 0)),
@@ -214,9 +231,11 @@ def chat_messages_for_server(question: str, data_type: str = "text", path: str |
 
 
 def chat_request(model: str, messages: list[dict[str, Any]], params: SamplingParams, n: int = 1,
-                 seed: int | None = None, fps: float | None = None) -> dict[str, Any]:
+                 seed: int | None = None, processor_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments for ``openai.OpenAI().chat.completions.create``: standard fields at top level,
-    vLLM's sampling extensions in ``extra_body`` (the JSON body on the wire is the two merged)."""
+    vLLM's sampling extensions in ``extra_body`` (the JSON body on the wire is the two merged);
+    ``processor_kwargs`` (for a video row: ``{"do_sample_frames": False}``) go as ``mm_processor_kwargs``."""
+    check_greedy_n(params, n)
     body: dict[str, Any] = {
         "model": model, "messages": messages, "n": int(n), "temperature": max(0.0, float(params.temperature)),
         "top_p": float(params.top_p), "max_tokens": int(params.max_new_tokens), "logprobs": True, "top_logprobs": 0,
@@ -232,8 +251,8 @@ def chat_request(model: str, messages: list[dict[str, Any]], params: SamplingPar
         extra["top_k"] = int(params.top_k)
     if params.repetition_penalty != 1.0:
         extra["repetition_penalty"] = float(params.repetition_penalty)
-    if fps is not None:
-        extra["mm_processor_kwargs"] = {"fps": float(fps)}
+    if processor_kwargs:
+        extra["mm_processor_kwargs"] = dict(processor_kwargs)
     body["extra_body"] = extra
     return body
 

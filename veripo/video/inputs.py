@@ -23,6 +23,17 @@ def render_prompt(processor, messages: list[dict[str, Any]], add_generation_prom
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
+def video_processor_kwargs(processor) -> dict[str, Any]:
+    """The video processor settings for frames we decoded ourselves (the HF path and the vLLM requests
+    both send these): no second frame sampling (``do_sample_frames=False``) and, where transformers has the
+    option, no total-video pixel budget on top of the per-frame one (``cap_pixels_per_frame=False``: the
+    frames are already within ``VideoSampling``'s budget; cpu-stack.md pitfall 10)."""
+    kwargs: dict[str, Any] = {"do_sample_frames": False}
+    if hasattr(getattr(processor, "video_processor", None), "cap_pixels_per_frame"):
+        kwargs["cap_pixels_per_frame"] = False
+    return kwargs
+
+
 def _as_list(item: Any) -> list[Any]:
     if item is None:
         return []
@@ -60,10 +71,7 @@ def build_model_inputs(processor, texts: Sequence[str], clips: Sequence[VideoCli
         flat_images.extend(row_images)
     kwargs: dict[str, Any] = dict(text=texts, padding=True, padding_side=padding_side, return_tensors=return_tensors)
     if videos:
-        kwargs.update(videos=videos, video_metadata=metadata, do_sample_frames=False)
-        if hasattr(getattr(processor, "video_processor", None), "cap_pixels_per_frame"):
-            # frames are already within the per-frame budget; say so explicitly (cpu-stack.md pitfall 10)
-            kwargs["videos_kwargs"] = {"cap_pixels_per_frame": False}
+        kwargs.update(videos=videos, video_metadata=metadata, **video_processor_kwargs(processor))
     if flat_images:
         kwargs["images"] = flat_images
     return processor(**kwargs)
