@@ -1,7 +1,7 @@
 """The vLLM extra's install story and the adapter refusal (issue 18, defects 4 and 5), on CPU without vLLM.
 
 * an adapter folder would make vLLM serve (and ``veripo eval`` score) the base model: refused, unless the
-  caller pushes the policy's weights right after (GRPO's ``from_config``);
+  caller pushes the policy's weights right after (GRPO's engine: ``VLLMEngine.build`` with the live policy);
 * the extra pins the vLLM release whose dependency set is known to resolve with torch 2.13.0 (0.31.0:
   ``torch==2.13.0``, ``torchvision==0.28.0``, ``transformers>=5.10.4,<5.18``; 0.30.0 has no transformers bound);
   README's GPU install is one pinned pip command; ``INSTALL_HINT`` names a file and section that exist.

@@ -288,11 +288,12 @@ def test_vllm_is_not_imported_and_a_missing_vllm_is_an_import_error(tiny_kit_dir
 def test_grpo_config_with_a_server_url_is_refused_up_front():
     from veripo.config import load_config
     from veripo.grpo.config import GRPOConfig
+    from veripo.grpo.trainer import engine_spec
     from veripo.rollout.vllm_engine import VLLMEngine
 
     cfg = load_config(GRPOConfig, None, ["rollout.engine=vllm", "rollout.vllm_server_url=http://127.0.0.1:9/v1"])
     with pytest.raises(VeripoError, match="cannot receive the policy's updated weights"):
-        VLLMEngine.from_config(cfg, model=None, processor=None)
+        VLLMEngine.build(engine_spec(cfg), model=object(), processor=None)
 
 
 # ------------------------------------------------------------------------------------------ server mode
@@ -427,7 +428,7 @@ def test_continuation_request_is_the_prompt_as_token_ids_plus_the_prefix(clip, k
 
 
 def test_tree_rollouts_through_the_colocated_vllm_engine(tiny_kit_dir, kit_processor, monkeypatch):
-    from veripo.rollout.partial import supports_partial
+    from veripo.rollout.partial import supports_partial  # capabilities().continues_partial
     from veripo.rollout.tree import TreeShape, grow_trees
     from veripo.rollout.vllm_engine import VLLMEngine
 

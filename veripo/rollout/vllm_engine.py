@@ -27,7 +27,7 @@ adapters are merged into its base weights for the transfer and unmerged after (`
 ``unmerge_adapter``, as TRL does), so vLLM receives plain checkpoint-named weights.
 
 A LoRA adapter folder as ``model_path``: vLLM loads the base model it names, which is right only when the
-policy's weights are pushed right after (``from_config`` does; pass ``weights_synced=True``). Otherwise (e.g.
+policy's weights are pushed right after (``build`` with a live model does: ``weights_synced=True``). Otherwise (e.g.
 ``veripo eval --engine vllm`` on an adapter folder) the engine would serve the base model, so it refuses.
 
 Server mode (``server_url``): requests go to ``/v1/chat/completions`` with the video as a ``video_url`` part
