@@ -16,9 +16,12 @@ torch.set_num_threads(2)
 
 
 def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    """``gpu`` tests run only with CUDA; ``slow`` tests only with VERIPO_RUN_SLOW=1 (or ``-m slow``)."""
+    run_slow = os.environ.get("VERIPO_RUN_SLOW", "") not in ("", "0") or "slow" in (config.getoption("-m") or "")
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    not_now = pytest.mark.skip(reason="slow: set VERIPO_RUN_SLOW=1 to run it")
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(not_now)
