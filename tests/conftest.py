@@ -17,7 +17,8 @@ torch.set_num_threads(2)
 
 def pytest_collection_modifyitems(config, items):
     """``gpu`` tests run only with CUDA; ``slow`` tests only with VERIPO_RUN_SLOW=1 (or ``-m slow``)."""
-    run_slow = os.environ.get("VERIPO_RUN_SLOW", "") not in ("", "0") or "slow" in (config.getoption("-m") or "")
+    marks = config.getoption("-m") or ""
+    run_slow = os.environ.get("VERIPO_RUN_SLOW", "") not in ("", "0") or ("slow" in marks and "not slow" not in marks)
     no_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     not_now = pytest.mark.skip(reason="slow: set VERIPO_RUN_SLOW=1 to run it")
     for item in items:
