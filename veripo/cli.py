@@ -16,6 +16,8 @@ import argparse
 import importlib
 import sys
 
+from veripo.errors import VeripoError
+
 # name -> (module, one-line help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("veripo.demo.cli", "Run the whole VerIPO method on synthetic videos with a tiny model (the main job)."),
@@ -125,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"veripo {name}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
-    except Exception as e:  # clear one-line message for expected user errors
-        from veripo.config import ConfigError
-        from veripo.errors import VeripoError
+    except VeripoError as e:  # a user error (bad config, path, data row, kwargs): one line, exit 2
+        print(f"veripo {name}: error: {one_line(e)}", file=sys.stderr)
+        return 2
 
-        if isinstance(e, (ConfigError, VeripoError)):
-            print(f"veripo {name}: error: {e}", file=sys.stderr)
-            return 2
-        raise
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (a multi-line message from a library is joined with " | ")."""
+    return " | ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

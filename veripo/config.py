@@ -8,22 +8,59 @@ Every stage has a dataclass config whose fields carry their documentation in
 Rules: unknown keys are an error that names the key and lists the valid ones; values from YAML or the
 command line are converted to the field's declared type (``"2e-4"`` -> float, ``"true"`` -> bool,
 ``"[a,b]"`` -> list); nested dataclasses nest as mappings.
+
+Value rules: a config section may define ``check(self, prefix="")``, which raises ``ConfigError`` (via
+``require``) for an impossible value, naming the dotted key (``prefix`` + field), the value and the fix.
+``from_dict`` runs it on every section it builds, so every command and every loop stage fails on a bad value
+before any model is loaded; ``check_config(cfg)`` runs them all on a config built in code.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 import yaml
 
+from veripo.errors import ConfigError
+
 T = TypeVar("T")
+__all__ = ["ConfigError", "apply_overrides", "check_config", "component_errors", "describe", "doc", "from_dict", "load_config", "merge",
+           "parse_override", "read_yaml", "require", "save_config", "to_dict"]
 
 
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message says which key and why."""
+def require(ok: bool, key: str, value: Any, fix: str) -> None:
+    """A value rule: unless ``ok``, raise ``ConfigError("key=value: fix")``."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: {fix}")
+
+
+@contextlib.contextmanager
+def component_errors(prefix: str) -> Iterator[None]:
+    """Inside: a ``ValueError`` from a component that checks its own settings (controllers, pruners, trees: their
+    messages start with the dotted key, e.g. ``rollout.prune_kwargs: ...``) becomes a ``ConfigError`` under ``prefix``."""
+    try:
+        yield
+    except ValueError as e:
+        raise ConfigError(f"{prefix}{e}") from None
+
+
+def _run_check(obj: Any, prefix: str) -> None:
+    check = getattr(obj, "check", None)
+    if callable(check):
+        check(prefix)
+
+
+def check_config(cfg: Any, prefix: str = "") -> None:
+    """Run the value rules (``check``) of ``cfg`` and of every section nested in it; raises ``ConfigError``."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_config(value, f"{prefix}{f.name}.")
+    _run_check(cfg, prefix)
 
 
 def doc(help: str, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING) -> Any:
@@ -111,7 +148,12 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
             f"unknown config key {prefix}{unknown[0]!s} (valid keys in {prefix or 'the top level'}: {', '.join(sorted(names))})"
         )
     kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except ConfigError as e:  # a section that checks itself on construction (frozen ones)
+        raise ConfigError(f"{prefix}{e}") from None
+    _run_check(obj, prefix)
+    return obj
 
 
 def to_dict(obj: Any) -> Any:

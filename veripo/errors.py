@@ -15,3 +15,7 @@ class DataError(VeripoError):
 
 class JudgeError(VeripoError):
     """The judge endpoint failed after all retries (dead, timing out, or answering garbage)."""
+
+
+class ConfigError(VeripoError, ValueError):
+    """A config file, override or setting is invalid; the message names the key, its value and the fix."""
