@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from veripo.cli import add_config_arguments, config_from_args
-from veripo.config import doc, save_config
+from veripo.config import check_config, doc, require, save_config
 from veripo.data.schema import Sample, load_samples
 from veripo.io_utils import atomic_write_json
 from veripo.rollout.prompt_batch import build_prompt_batch
@@ -49,6 +49,13 @@ class StopConfig:
     min_steps: int = doc("Never stop before this many steps.", 0)
     max_new_tokens: int = doc("Generation budget for the val check.", 64)
 
+    def check(self, prefix: str = "") -> None:
+        for key in ("eval_every", "max_new_tokens"):
+            require(getattr(self, key) >= 1, f"{prefix}{key}", getattr(self, key), "must be >= 1")
+        for key in ("min_accuracy", "min_class_accuracy"):
+            require(0 <= getattr(self, key) <= 1, f"{prefix}{key}", getattr(self, key), "must be in [0, 1]")
+        require(self.min_steps >= 0, f"{prefix}min_steps", self.min_steps, "must be >= 0")
+
 
 @dataclasses.dataclass
 class SFTConfig:
@@ -63,6 +70,10 @@ class SFTConfig:
     seed: int = doc("Seed.", 0)
     dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh); batch_size must be a "
                            "multiple of the number of processes.", default_factory=DistConfig)
+
+    def check(self, prefix: str = "") -> None:
+        require(self.batch_size >= 1, f"{prefix}batch_size", self.batch_size, "must be >= 1 row per step")
+        require(self.steps >= 1, f"{prefix}steps", self.steps, "must be >= 1")
 
 
 def greedy_scores(model, processor, rows: list[Sample], sampling: VideoSampling, cache: FrameCache,
@@ -94,6 +105,7 @@ def greedy_accuracy(model, processor, rows: list[Sample], sampling: VideoSamplin
 
 
 def train_sft(cfg: SFTConfig, model=None, processor=None) -> dict[str, Any]:
+    check_config(cfg)  # value rules, also for a config built in code
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
     if cfg.dist.backend != "none":  # one process per GPU: each loads the policy onto its own device

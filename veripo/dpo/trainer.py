@@ -20,7 +20,7 @@ import torch
 from veripo.algos.preference_losses import (combine_preference_losses, implicit_rewards, loss_needs_reference,
                                             preference_metrics)
 from veripo.algos.preference_weighting import check_weighting, weighted_preference_losses
-from veripo.config import save_config
+from veripo.config import check_config, save_config
 from veripo.data.schema import Sample
 from veripo.dpo.config import DPOConfig
 from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores
@@ -50,6 +50,7 @@ def revision_sample(sample: Sample, response: str) -> Sample:
 
 class DPOTrainer:
     def __init__(self, cfg: DPOConfig, model=None, processor=None):
+        check_config(cfg)  # value rules, also for a config built in code
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         torch.manual_seed(cfg.seed)

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from veripo.algos import get_advantage_estimator, get_policy_loss
-from veripo.config import save_config
+from veripo.config import check_config, save_config
 from veripo.data.schema import Sample, load_samples
 from veripo.grpo.advantage_step import row_advantages, step_advantages
 from veripo.grpo.config import GRPOConfig
@@ -133,6 +133,7 @@ def tree_shape(cfg: GRPOConfig) -> TreeShape | None:
 
 class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, model=None, processor=None):
+        check_config(cfg)  # value rules, also for a config built in code
         self.cfg = cfg
         self.run_dir = Path(cfg.run.out_dir)
         torch.manual_seed(cfg.run.seed)
