@@ -65,7 +65,7 @@ RULES = [
     (GRPOConfig, ["rollout.controller=xrpo", "rollout.min_group_size=1"], "rollout.min_group_size >= 2"),
     (GRPOConfig, ["rollout.prune=arrol", "rollout.prune_kwargs.pool_factor=0.5"], "need pool_factor >= 1"),
     (GRPOConfig, ["rollout.tree_branches=[2,2]"], "give 4 leaves per prompt, but rollout.group_size=8"),
-    (GRPOConfig, ["rollout.tree_branches=[2,2,2]", "rollout.controller=gdro"], "does not combine with rollout.tree_branches"),
+    (GRPOConfig, ["rollout.tree_branches=[2,2,2]", "rollout.controller=gdro"], "is not supported with rollout.tree_branches"),
     (GRPOConfig, ["algo.clip_low=1.2"], "algo.clip_low=1.2: must be in [0, 1)"),
     (GRPOConfig, ["algo.clip_high=-0.1"], "algo.clip_high=-0.1"),
     (GRPOConfig, ["algo.dual_clip=0.5"], "algo.dual_clip=0.5: must be > 1"),

@@ -208,5 +208,5 @@ class GRPOConfig:
                     ro.max_new_tokens, ro.group_size)
         for key, value in (("rollout.controller", ro.controller), ("rollout.prune", ro.prune)):
             require(not ro.tree_branches or value == "none", f"{p}{key}", value,
-                    f"does not combine with {p}rollout.tree_branches (a tree fixes its own number of leaves); use "
+                    f"is not supported with {p}rollout.tree_branches (a tree fixes its own number of leaves); use "
                     "one or the other")
