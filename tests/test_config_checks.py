@@ -235,15 +235,31 @@ CLI_CASES = [
     (["sft", "model.path=/nonexistent", "steps=0"], "veripo sft: error: steps=0: must be >= 1"),
     (["loop", "model_path=/nonexistent", "grpo.rollout.top_p=1.5"], "veripo loop: error: grpo.rollout.top_p=1.5"),
     (["grpo", "--config", "/nonexistent/run.yaml"], "veripo grpo: error: config file not found: /nonexistent/run.yaml"),
-    (["loop", "--stage", "grpo"], "veripo loop: error: --stage grpo needs --iteration N"),
+    (["loop", "model_path=m", "train_file={rows}", "--stage", "grpo"], "veripo loop: error: --stage grpo needs --iteration N"),
+    # input files, before the model: each command checks the files it reads
+    (["grpo", "model.path=/nonexistent", "data.train_file=/nonexistent/train.jsonl"],
+     "veripo grpo: error: data.train_file='/nonexistent/train.jsonl': no such file (the JSONL"),
+    (["grpo", "model.path=/nonexistent"], "veripo grpo: error: data.train_file='': give the JSONL"),
+    (["grpo", "model.path=/nonexistent", "data.train_file={rows}", "data.exclude_ids_file=/nonexistent/ids.txt"],
+     "data.exclude_ids_file='/nonexistent/ids.txt': no such file"),
+    (["dpo", "model.path=/nonexistent", "pairs_file=/nonexistent/pairs.jsonl"],
+     "veripo dpo: error: pairs_file='/nonexistent/pairs.jsonl': no such file"),
+    (["sft", "model.path=/nonexistent", "train_file={rows}", "stop.val_file=/nonexistent/val.jsonl"],
+     "veripo sft: error: stop.val_file='/nonexistent/val.jsonl': no such file"),
+    (["grpo", "model.path=/nonexistent", "data.train_file={rows}", "dist.backend=deepspeed",
+      "dist.deepspeed_config=/nonexistent/ds.json"], "dist.deepspeed_config='/nonexistent/ds.json': no such file"),
+    (["loop", "model_path=m", "train_file=/nonexistent/train.jsonl"], "veripo loop: error: train_file="),
+    (["loop", "train_file={rows}"], "veripo loop: error: model_path='': give the starting policy"),
 ]
 
 
 @pytest.mark.parametrize("args, fragment", CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
-def test_cli_prints_one_line_and_exits_2_before_loading_a_model(args, fragment, capsys):
+def test_cli_prints_one_line_and_exits_2_before_loading_a_model(args, fragment, capsys, tmp_path):
     from veripo.cli import main
 
-    assert main(args) == 2  # model.path=/nonexistent would be the error if a model were loaded first
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("")
+    assert main([a.format(rows=rows) for a in args]) == 2  # model.path=/nonexistent would fail if loaded first
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and fragment in lines[0], err
@@ -257,6 +273,18 @@ def test_cli_subprocess_fails_fast_without_a_traceback():
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(CLI_CASES[0][1]), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_missing_files_are_path_errors():
+    from veripo.errors import PathError
+    from veripo.io_utils import read_jsonl
+
+    with pytest.raises(PathError, match="file not found: /nonexistent/pairs.jsonl") as info:
+        read_jsonl("/nonexistent/pairs.jsonl")
+    assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, VeripoError)
+    with pytest.raises(PathError, match="train_file='/nonexistent/x.jsonl': no such file"):
+        check_config(from_dict(SFTConfig, {"train_file": "/nonexistent/x.jsonl"}), inputs=True)
+    check_config(from_dict(SFTConfig, {"train_file": "/nonexistent/x.jsonl"}))  # values only: the loop's sections
 
 
 def test_cli_one_line_joins_a_multi_line_message():

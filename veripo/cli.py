@@ -52,8 +52,12 @@ def config_from_args(args, cls):
         return None
     import logging
 
+    from veripo.config import check_config
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return load_config(cls, args.config, args.overrides)
+    cfg = load_config(cls, args.config, args.overrides)  # keys and value rules
+    check_config(cfg, inputs=True)  # and the files the command reads, before any model is loaded
+    return cfg
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser, out_dir_key: str) -> None:

@@ -25,11 +25,11 @@ from typing import Any, Iterable, Iterator, TypeVar
 
 import yaml
 
-from veripo.errors import ConfigError
+from veripo.errors import ConfigError, PathError
 
 T = TypeVar("T")
 __all__ = ["ConfigError", "apply_overrides", "check_config", "component_errors", "describe", "doc", "from_dict", "load_config", "merge",
-           "parse_override", "read_yaml", "require", "save_config", "to_dict"]
+           "parse_override", "read_yaml", "require", "require_file", "save_config", "to_dict"]
 
 
 def require(ok: bool, key: str, value: Any, fix: str) -> None:
@@ -48,19 +48,31 @@ def component_errors(prefix: str) -> Iterator[None]:
         raise ConfigError(f"{prefix}{e}") from None
 
 
-def _run_check(obj: Any, prefix: str) -> None:
-    check = getattr(obj, "check", None)
+def require_file(path: str | None, key: str, what: str, required: bool = True) -> None:
+    """An input rule: ``path`` names an existing file (``PathError``); empty is an error when ``required``."""
+    if not path:
+        require(not required, key, path, f"give {what}")
+    elif not Path(path).is_file():
+        raise PathError(f"{key}={path!r}: no such file ({what})")
+
+
+def _run_check(obj: Any, prefix: str, method: str = "check") -> None:
+    check = getattr(obj, method, None)
     if callable(check):
         check(prefix)
 
 
-def check_config(cfg: Any, prefix: str = "") -> None:
-    """Run the value rules (``check``) of ``cfg`` and of every section nested in it; raises ``ConfigError``."""
+def check_config(cfg: Any, prefix: str = "", inputs: bool = False) -> None:
+    """Run the value rules (``check``) of ``cfg`` and of every section nested in it; raises ``ConfigError``.
+    ``inputs``: also the input rules (``check_inputs``: the data files a stage reads exist), for a complete stage
+    config (a command's, a trainer's; not the partial sections the loop validates at load)."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            check_config(value, f"{prefix}{f.name}.")
+            check_config(value, f"{prefix}{f.name}.", inputs)
     _run_check(cfg, prefix)
+    if inputs:
+        _run_check(cfg, prefix, "check_inputs")
 
 
 def doc(help: str, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING) -> Any:
@@ -207,7 +219,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from veripo.cli import add_config_arguments, config_from_args
-from veripo.config import check_config, doc, require, save_config
+from veripo.config import check_config, doc, require, require_file, save_config
 from veripo.data.schema import Sample, load_samples
 from veripo.io_utils import atomic_write_json
 from veripo.rollout.prompt_batch import build_prompt_batch
@@ -56,6 +56,9 @@ class StopConfig:
             require(0 <= getattr(self, key) <= 1, f"{prefix}{key}", getattr(self, key), "must be in [0, 1]")
         require(self.min_steps >= 0, f"{prefix}min_steps", self.min_steps, "must be >= 0")
 
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.val_file, f"{prefix}val_file", "held-out rows for early stopping", required=False)
+
 
 @dataclasses.dataclass
 class SFTConfig:
@@ -74,6 +77,9 @@ class SFTConfig:
     def check(self, prefix: str = "") -> None:
         require(self.batch_size >= 1, f"{prefix}batch_size", self.batch_size, "must be >= 1 row per step")
         require(self.steps >= 1, f"{prefix}steps", self.steps, "must be >= 1")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.train_file, f"{prefix}train_file", "JSONL rows with a 'response' field")
 
 
 def greedy_scores(model, processor, rows: list[Sample], sampling: VideoSampling, cache: FrameCache,
@@ -105,7 +111,7 @@ def greedy_accuracy(model, processor, rows: list[Sample], sampling: VideoSamplin
 
 
 def train_sft(cfg: SFTConfig, model=None, processor=None) -> dict[str, Any]:
-    check_config(cfg)  # value rules, also for a config built in code
+    check_config(cfg, inputs=True)  # value rules and input files, also for a config built in code
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
     if cfg.dist.backend != "none":  # one process per GPU: each loads the policy onto its own device

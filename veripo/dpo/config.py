@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from veripo.config import ConfigError, doc, require
+from veripo.config import ConfigError, doc, require, require_file
 from veripo.train.optim import OptimConfig
 from veripo.train.distributed import DistConfig
 from veripo.train.policy_setup import ModelConfig
@@ -84,3 +84,6 @@ class DPOConfig:
                 "must be in [0, 1): the share of pairs held out to measure the margin")
         require(self.save_every >= 0, f"{p}save_every", self.save_every, "must be >= 0 (0 = only at the end)")
         require(self.keep_last >= 1, f"{p}keep_last", self.keep_last, "must be >= 1")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.pairs_file, f"{prefix}pairs_file", "the verifier's pairs.jsonl")

@@ -50,7 +50,7 @@ def revision_sample(sample: Sample, response: str) -> Sample:
 
 class DPOTrainer:
     def __init__(self, cfg: DPOConfig, model=None, processor=None):
-        check_config(cfg)  # value rules, also for a config built in code
+        check_config(cfg, inputs=True)  # value rules and input files, also for a config built in code
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         torch.manual_seed(cfg.seed)

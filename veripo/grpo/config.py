@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from veripo.config import ConfigError, component_errors, doc, require
+from veripo.config import ConfigError, component_errors, doc, require, require_file
 from veripo.rewards import RewardSpec
 from veripo.train.distributed import DistConfig
 from veripo.train.optim import OptimConfig
@@ -32,6 +32,10 @@ class DataConfig:
     def check(self, prefix: str = "") -> None:
         require(self.max_rows is None or self.max_rows >= 1, f"{prefix}max_rows", self.max_rows,
                 "must be >= 1, or null for every row")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.train_file, f"{prefix}train_file", "the JSONL (or Video-R1 JSON) of training rows")
+        require_file(self.exclude_ids_file, f"{prefix}exclude_ids_file", "problem_ids to skip", required=False)
 
 
 @dataclasses.dataclass

@@ -133,7 +133,7 @@ def tree_shape(cfg: GRPOConfig) -> TreeShape | None:
 
 class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, model=None, processor=None):
-        check_config(cfg)  # value rules, also for a config built in code
+        check_config(cfg, inputs=True)  # value rules and input files, also for a config built in code
         self.cfg = cfg
         self.run_dir = Path(cfg.run.out_dir)
         torch.manual_seed(cfg.run.seed)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from veripo.config import ConfigError, doc, from_dict, merge, require
+from veripo.config import ConfigError, doc, from_dict, merge, require, require_file
 
 
 @dataclasses.dataclass
@@ -60,6 +60,12 @@ class LoopConfig:
     iteration_overrides: dict[str, Any] = doc("Per-iteration overrides: {'2': {grpo: {...}, dpo: {...}}}.",
                                               default_factory=dict)
     eval: LoopEvalConfig = doc("Held-out evaluation between stages.", default_factory=LoopEvalConfig)
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require(bool(self.model_path), f"{prefix}model_path", self.model_path, "give the starting policy (a "
+                "checkpoint directory or hub id)")
+        require_file(self.train_file, f"{prefix}train_file", "the training rows")
+        require_file(self.test_file, f"{prefix}test_file", "the held-out rows", required=False)
 
     def check(self, prefix: str = "") -> None:
         require(self.iterations >= 1, f"{prefix}iterations", self.iterations, "must be >= 1 (VerIPO shows two)")
