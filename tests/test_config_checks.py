@@ -15,6 +15,7 @@ from veripo.errors import ConfigError, VeripoError
 from veripo.grpo.config import LOSS_COMPUTED, LOSS_SET_BY, GRPOConfig
 from veripo.loop.config import LoopConfig
 from veripo.sft import SFTConfig
+from veripo.verifier.config import VerifierConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +119,20 @@ RULES = [
     (SFTConfig, ["stop.min_accuracy=1.5"], "stop.min_accuracy=1.5: must be in [0, 1]"),
     (SFTConfig, ["stop.min_steps=-1"], "stop.min_steps=-1"),
     (SFTConfig, ["optim.micro_batch_size=0"], "optim.micro_batch_size=0"),
+    # verifier
+    (VerifierConfig, ["judge.kind=openia"], "judge.kind='openia': must be one of rule | openai | hf | none"),
+    (VerifierConfig, ["judge.kind=openai"], "judge.url=None: judge.kind=openai needs the endpoint's base URL"),
+    (VerifierConfig, ["judge.fallback=llm"], "judge.fallback='llm'"),
+    (VerifierConfig, ["judge.timeout_s=0"], "judge.timeout_s=0.0"),
+    (VerifierConfig, ["judge.concurrency=0"], "judge.concurrency=0"),
+    (VerifierConfig, ["judge.retries=-1"], "judge.retries=-1"),
+    (VerifierConfig, ["repetition.max_ngram_ratio=2"], "repetition.max_ngram_ratio=2.0"),
+    (VerifierConfig, ["repetition.ngram=0"], "repetition.ngram=0"),
+    (VerifierConfig, ["pairs.kinds=[quality,reflect]"], "(reflect is not one)"),
+    (VerifierConfig, ["pairs.max_quality_per_prompt=-1"], "pairs.max_quality_per_prompt=-1"),
+    (VerifierConfig, ["correct_threshold=0"], "correct_threshold=0.0: must be in (0, 1]"),
+    (VerifierConfig, ["batch_size=0"], "batch_size=0"),
+    (VerifierConfig, ["accuracy_reward=acc"], "accuracy_reward: unknown reward 'acc'"),
     # loop: its own fields, and every stage section of every iteration (named with the stage's prefix)
     (LoopConfig, ["iterations=0"], "iterations=0: must be >= 1"),
     (LoopConfig, ["drop_solved_ratio=1.5"], "drop_solved_ratio=1.5"),
@@ -143,7 +158,7 @@ def test_each_config_rule_fails_at_load_with_one_line(cls, overrides, fragment):
 
 
 def test_defaults_and_sensible_variants_pass():
-    for cls in (GRPOConfig, DPOConfig, SFTConfig, LoopConfig):
+    for cls in (GRPOConfig, DPOConfig, SFTConfig, LoopConfig, VerifierConfig):
         check_config(cls())
         load_config(cls, None, [])
     for overrides in (["rollout.group_size=1", "algo.advantage_kwargs.singleton=raw"],  # verl: A = r, not 0

@@ -199,7 +199,7 @@ class GRPOConfig:
             require(not zero, f"{p}rollout.group_size", 1,
                     f"with one rollout per prompt every {algo.advantage_estimator} advantage is 0 (a group is its own "
                     f"baseline), so nothing is learned; set {p}rollout.group_size >= 2 (VerIPO: 8)")
-        with component_errors(p):
+        with component_errors(p):  # built once with no rows: their constructors check their own options
             from veripo.rollout.control import build_controller
             from veripo.rollout.prune import build_pruner
 
