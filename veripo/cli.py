@@ -131,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"veripo {name}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `veripo ... --show-config | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python docs' recipe: no second error at exit
+        return 0
     except VeripoError as e:  # a user error (bad config, path, data row, kwargs): one line, exit 2
         print(f"veripo {name}: error: {one_line(e)}", file=sys.stderr)
         return 2
