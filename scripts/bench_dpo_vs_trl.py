@@ -70,15 +70,15 @@ def run_ours(args, data_file: str, out_dir: Path) -> dict:
         for i, r in enumerate(rows)))
     t0 = time.perf_counter()
     cfg = load_config(DPOConfig, None, [
-        f"model.path={args.kit}", "model.device=cpu", f"pairs_file={pairs_file}", f"out_dir={out_dir / 'run'}",
-        f"batch_size={args.pairs}", f"epochs={args.steps / 2}", "heldout_fraction=0", "tensorboard=false",
-        "save_every=0", "loss.names=[sigmoid]", "loss.beta=0.1", "optim.lr=1e-6", "optim.micro_batch_size=16",
+        f"model.path={args.kit}", "model.device=cpu", f"pairs_file={pairs_file}", f"run.out_dir={out_dir / 'run'}",
+        f"batch_size={args.pairs}", f"epochs={args.steps / 2}", "heldout_fraction=0", "run.tensorboard=false",
+        "run.save_every=0", "loss.names=[sigmoid]", "loss.beta=0.1", "optim.lr=1e-6", "optim.micro_batch_size=16",
         "video.num_frames=8", "video.min_pixels=3136", "video.max_pixels=3136"])
     trainer = DPOTrainer(cfg)
     init_s = time.perf_counter() - t0
     marks: list[float] = []
     tokens: list[int] = []
-    trainer.engine.step = step_clock(marks)(trainer.engine.step)
+    trainer.train_engine.step = step_clock(marks)(trainer.train_engine.step)
     make_batch = trainer._pair_batch
 
     def counted(pairs, revision=False):

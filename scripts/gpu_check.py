@@ -366,8 +366,8 @@ def dpo_config(kit: Path, s: Setup, run_dir: Path, lora: bool, dtype: str, devic
 
     return load_config(DPOConfig, None, [
         f"model.path={kit}", f"model.device={device}", f"model.dtype={dtype}", f"model.lora={str(lora).lower()}",
-        f"pairs_file={s.pairs_file}", f"out_dir={run_dir}", f"batch_size={batch}",
-        f"epochs={steps * batch / s.pairs}", "heldout_fraction=0", "tensorboard=false", "save_every=0",
+        f"pairs_file={s.pairs_file}", f"run.out_dir={run_dir}", f"batch_size={batch}",
+        f"epochs={steps * batch / s.pairs}", "heldout_fraction=0", "run.tensorboard=false", "run.save_every=0",
         "loss.names=[sigmoid]", "loss.beta=0.1", "optim.lr=1e-6", f"optim.micro_batch_size={batch}", *video])
 
 
@@ -378,7 +378,7 @@ def run_dpo(cfg, device: str) -> tuple[object, list[float], int, list[dict]]:
 
     trainer = DPOTrainer(cfg)
     counter = TrainTokens(trainer.model)
-    marks, inner = [], trainer.engine.step
+    marks, inner = [], trainer.train_engine.step
 
     def timed(*a, **k):
         result = inner(*a, **k)
@@ -386,10 +386,10 @@ def run_dpo(cfg, device: str) -> tuple[object, list[float], int, list[dict]]:
         marks.append(time.perf_counter())
         return result
 
-    trainer.engine.step = timed
+    trainer.train_engine.step = timed
     trainer.train()
     counter.close()
-    rows = [json.loads(line) for line in (Path(cfg.out_dir) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in (Path(cfg.run.out_dir) / "metrics.jsonl").read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "loss" in r]
     return trainer, [b - a for a, b in zip(marks, marks[1:])], counter.count // max(1, len(marks)), rows
 

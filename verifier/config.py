@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from veripo.config import doc
+from veripo.config import doc, require, require_file
 from veripo.rewards.accuracy import CORRECT_THRESHOLD
+
+JUDGE_KINDS = ("rule", "openai", "hf", "none")
+PAIR_KINDS = ("quality", "reflective", "single")
 
 
 @dataclasses.dataclass
@@ -27,6 +30,21 @@ class JudgeConfig:
     fallback: str = doc("When the LLM judge fails after all retries: rule (use the rule judge's verdict if it "
                         "reaches one, marked as a fallback) or none (leave it unjudged).", "rule")
 
+    def check(self, prefix: str = "") -> None:
+        p = prefix
+        require(self.kind in JUDGE_KINDS, f"{p}kind", self.kind, f"must be one of {' | '.join(JUDGE_KINDS)}")
+        require(self.kind != "openai" or bool(self.url), f"{p}url", self.url,
+                "judge.kind=openai needs the endpoint's base URL, e.g. http://127.0.0.1:8000/v1")
+        require(self.fallback in ("rule", "none"), f"{p}fallback", self.fallback, "must be rule | none")
+        require(self.timeout_s > 0, f"{p}timeout_s", self.timeout_s, "must be > 0 seconds")
+        for key in ("retries", "backoff_s", "temperature"):
+            require(getattr(self, key) >= 0, f"{p}{key}", getattr(self, key), "must be >= 0")
+        for key in ("concurrency", "max_tokens"):
+            require(getattr(self, key) >= 1, f"{p}{key}", getattr(self, key), "must be >= 1")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.prompt_file, f"{prefix}prompt_file", "the judge prompt template", required=False)
+
 
 @dataclasses.dataclass
 class RepetitionConfig:
@@ -34,6 +52,13 @@ class RepetitionConfig:
     max_ngram_ratio: float = doc("Repetitive when the fraction of duplicate n-grams exceeds this.", 0.3)
     max_sentence_repeats: int = doc("Repetitive when one sentence occurs this many times or more.", 3)
     min_ngrams: int = doc("Texts with fewer n-grams than this are never called repetitive by the ratio.", 8)
+
+    def check(self, prefix: str = "") -> None:
+        require(self.ngram >= 1, f"{prefix}ngram", self.ngram, "must be >= 1")
+        require(0 <= self.max_ngram_ratio <= 1, f"{prefix}max_ngram_ratio", self.max_ngram_ratio, "must be in [0, 1]")
+        require(self.max_sentence_repeats >= 2, f"{prefix}max_sentence_repeats", self.max_sentence_repeats,
+                "must be >= 2 (every sentence occurs once)")
+        require(self.min_ngrams >= 0, f"{prefix}min_ngrams", self.min_ngrams, "must be >= 0")
 
 
 @dataclasses.dataclass
@@ -50,6 +75,13 @@ class PairConfig:
     accept_unknown: bool = doc("A correct rollout whose consistency is 'unknown' (judge could not tell) may be "
                                "chosen. 'unjudged' (judge failed) rollouts are never chosen.", True)
     seed: int = doc("Seed of the balancing subsample.", 0)
+
+    def check(self, prefix: str = "") -> None:
+        bad = [k for k in self.kinds if k not in PAIR_KINDS]
+        require(bool(self.kinds) and not bad, f"{prefix}kinds", self.kinds,
+                f"choose among {', '.join(PAIR_KINDS)}" + (f" ({', '.join(bad)} is not one)" if bad else ""))
+        for key in ("max_quality_per_prompt", "max_reflective_per_prompt", "max_single_per_prompt", "balance_ratio"):
+            require(getattr(self, key) >= 0, f"{prefix}{key}", getattr(self, key), "must be >= 0")
 
 
 @dataclasses.dataclass
@@ -72,3 +104,16 @@ class VerifierConfig:
     service_retries: int = doc("Retries of a failed service request (connection refused/reset, timeout, 429, 5xx: "
                                "e.g. while the service restarts), with exponential backoff.", 8)
     service_backoff_s: float = doc("First backoff delay before a retry; doubles each time, at most 30 s.", 0.5)
+
+    def check(self, prefix: str = "") -> None:
+        from veripo.config import ConfigError
+        from veripo.rewards.registry import resolve_reward
+
+        require(0 < self.correct_threshold <= 1, f"{prefix}correct_threshold", self.correct_threshold,
+                "must be in (0, 1]")
+        require(self.batch_size >= 1, f"{prefix}batch_size", self.batch_size, "must be >= 1")
+        require(self.service_timeout_s > 0, f"{prefix}service_timeout_s", self.service_timeout_s, "must be > 0")
+        try:
+            resolve_reward(self.accuracy_reward)
+        except ConfigError as e:
+            raise ConfigError(f"{prefix}accuracy_reward: {e}") from None

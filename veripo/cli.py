@@ -16,6 +16,8 @@ import argparse
 import importlib
 import sys
 
+from veripo.errors import VeripoError
+
 # name -> (module, one-line help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("veripo.demo.cli", "Run the whole VerIPO method on synthetic videos with a tiny model (the main job)."),
@@ -50,8 +52,12 @@ def config_from_args(args, cls):
         return None
     import logging
 
+    from veripo.config import check_config
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return load_config(cls, args.config, args.overrides)
+    cfg = load_config(cls, args.config, args.overrides)  # keys and value rules
+    check_config(cfg, inputs=True)  # and the files the command reads, before any model is loaded
+    return cfg
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser, out_dir_key: str) -> None:
@@ -128,14 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"veripo {name}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
-    except Exception as e:  # clear one-line message for expected user errors
-        from veripo.config import ConfigError
-        from veripo.errors import VeripoError
+    except BrokenPipeError:  # `veripo ... --show-config | head`: the reader left; not an error
+        import os
 
-        if isinstance(e, (ConfigError, VeripoError)):
-            print(f"veripo {name}: error: {e}", file=sys.stderr)
-            return 2
-        raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python docs' recipe: no second error at exit
+        return 0
+    except VeripoError as e:  # a user error (bad config, path, data row, kwargs): one line, exit 2
+        print(f"veripo {name}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (a multi-line message from a library is joined with " | ")."""
+    return " | ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,20 +8,71 @@ Every stage has a dataclass config whose fields carry their documentation in
 Rules: unknown keys are an error that names the key and lists the valid ones; values from YAML or the
 command line are converted to the field's declared type (``"2e-4"`` -> float, ``"true"`` -> bool,
 ``"[a,b]"`` -> list); nested dataclasses nest as mappings.
+
+Value rules: a config section may define ``check(self, prefix="")``, which raises ``ConfigError`` (via
+``require``) for an impossible value, naming the dotted key (``prefix`` + field), the value and the fix.
+``from_dict`` runs it on every section it builds, so every command and every loop stage fails on a bad value
+before any model is loaded; ``check_config(cfg)`` runs them all on a config built in code.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 import yaml
 
-from veripo.errors import ConfigError  # noqa: F401  (re-exported: the error every config problem raises)
+from veripo.errors import ConfigError, PathError
 
 T = TypeVar("T")
+__all__ = ["ConfigError", "apply_overrides", "check_config", "component_errors", "describe", "doc", "from_dict", "load_config", "merge",
+           "parse_override", "read_yaml", "require", "require_file", "save_config", "to_dict"]
+
+
+def require(ok: bool, key: str, value: Any, fix: str) -> None:
+    """A value rule: unless ``ok``, raise ``ConfigError("key=value: fix")``."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: {fix}")
+
+
+@contextlib.contextmanager
+def component_errors(prefix: str) -> Iterator[None]:
+    """Inside: a ``ValueError`` from a component that checks its own settings (controllers, pruners, trees: their
+    messages start with the dotted key, e.g. ``rollout.prune_kwargs: ...``) becomes a ``ConfigError`` under ``prefix``."""
+    try:
+        yield
+    except ValueError as e:
+        raise ConfigError(f"{prefix}{e}") from None
+
+
+def require_file(path: str | None, key: str, what: str, required: bool = True) -> None:
+    """An input rule: ``path`` names an existing file (``PathError``); empty is an error when ``required``."""
+    if not path:
+        require(not required, key, path, f"give {what}")
+    elif not Path(path).is_file():
+        raise PathError(f"{key}={path!r}: no such file ({what})")
+
+
+def _run_check(obj: Any, prefix: str, method: str = "check") -> None:
+    check = getattr(obj, method, None)
+    if callable(check):
+        check(prefix)
+
+
+def check_config(cfg: Any, prefix: str = "", inputs: bool = False) -> None:
+    """Run the value rules (``check``) of ``cfg`` and of every section nested in it; raises ``ConfigError``.
+    ``inputs``: also the input rules (``check_inputs``: the data files a stage reads exist), for a complete stage
+    config (a command's, a trainer's; not the partial sections the loop validates at load)."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_config(value, f"{prefix}{f.name}.", inputs)
+    _run_check(cfg, prefix)
+    if inputs:
+        _run_check(cfg, prefix, "check_inputs")
 
 
 def doc(help: str, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING) -> Any:
@@ -110,7 +161,12 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
             f"unknown config key {prefix}{unknown[0]!s} (valid keys in {prefix or 'the top level'}: {', '.join(sorted(names))})"
         )
     kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except ConfigError as e:  # a section that checks itself on construction (frozen ones)
+        raise ConfigError(f"{prefix}{e}") from None
+    _run_check(obj, prefix)
+    return obj
 
 
 def _moved_keys(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -186,7 +242,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -17,5 +17,9 @@ class JudgeError(VeripoError):
     """The judge endpoint failed after all retries (dead, timing out, or answering garbage)."""
 
 
+class PathError(VeripoError, FileNotFoundError):
+    """A file or folder the user named (config, data, checkpoint) does not exist; the message names it."""
+
+
 class ConfigError(VeripoError, ValueError):
-    """A configuration value is unknown, misspelt or impossible (the message names the key and how to fix it)."""
+    """A config file, override or setting is invalid; the message names the key, its value and the fix."""

@@ -86,6 +86,10 @@ def iter_jsonl(path: str | Path, errors: list[str] | None = None) -> Iterator[di
     """Yield the JSON objects of a JSONL file; a bad line is reported as ``file:line: why`` into
     ``errors`` (when given) and skipped, so one torn or malformed row never loses the rest."""
     path = Path(path)
+    if not path.is_file():
+        from veripo.errors import PathError
+
+        raise PathError(f"file not found: {path}")
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():

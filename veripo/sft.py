@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from veripo.cli import add_stage_arguments, run_stage
-from veripo.config import doc
+from veripo.config import doc, require, require_file
 from veripo.data.schema import Sample, load_samples
 from veripo.errors import ConfigError, DataError
 from veripo.prompt_batch import build_prompt_batch
@@ -47,6 +47,16 @@ class StopConfig:
     min_steps: int = doc("Never stop before this many steps.", 0)
     max_new_tokens: int = doc("Generation budget for the val check.", 64)
 
+    def check(self, prefix: str = "") -> None:
+        for key in ("eval_every", "max_new_tokens"):
+            require(getattr(self, key) >= 1, f"{prefix}{key}", getattr(self, key), "must be >= 1")
+        for key in ("min_accuracy", "min_class_accuracy"):
+            require(0 <= getattr(self, key) <= 1, f"{prefix}{key}", getattr(self, key), "must be in [0, 1]")
+        require(self.min_steps >= 0, f"{prefix}min_steps", self.min_steps, "must be >= 0")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.val_file, f"{prefix}val_file", "held-out rows for early stopping", required=False)
+
 
 @dataclasses.dataclass
 class SFTConfig:
@@ -63,6 +73,13 @@ class SFTConfig:
                                                            tensorboard=False))
     dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh); batch_size must be a "
                            "multiple of the number of processes.", default_factory=DistConfig)
+
+    def check(self, prefix: str = "") -> None:
+        require(self.batch_size >= 1, f"{prefix}batch_size", self.batch_size, "must be >= 1 row per step")
+        require(self.run.steps is not None, f"{prefix}run.steps", self.run.steps, "give the most SFT steps (>= 1)")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.train_file, f"{prefix}train_file", "JSONL rows with a 'response' field")
 
 
 def greedy_scores(model, processor, rows: list[Sample], sampling: VideoSampling, cache: FrameCache,

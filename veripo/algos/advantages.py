@@ -10,7 +10,9 @@ Every estimator has the signature ``fn(rewards, group_ids, **kw) -> AdvantageRes
 * returns ``AdvantageResult(advantages [N] (or [M, T] token-level, see ``branch``), keep_mask bool [N],
   metrics dict[str, float])``. Filters never delete rows: they clear ``keep_mask`` (static batch shapes).
 
-Estimators run under ``torch.no_grad()``: advantages are constants of the policy gradient.
+Estimators run under ``torch.no_grad()``: advantages are constants of the policy gradient. Their ``**_`` swallows
+what the trainer passes to every estimator; ``algo.advantage_kwargs`` is checked against each one's keyword
+options at start-up (``veripo.options``; ``@forwards_kwargs(grpo)`` marks an estimator whose ``**kw`` reach grpo).
 Results are never NaN: singleton groups, zero-spread groups and all-NaN groups give advantage 0 unless an
 estimator documents otherwise.
 """
@@ -25,6 +27,7 @@ from torch import Tensor
 
 from veripo.algos.groups import Groups
 from veripo.algos.registry import Registry
+from veripo.options import forwards_kwargs
 
 ADVANTAGE_ESTIMATORS = Registry("advantage estimator")
 
@@ -226,6 +229,7 @@ def mc_grpo(rewards: Tensor, group_ids: Tensor, mad_eps: float = 1e-3, scale: st
 
 
 @register_advantage_estimator("gdpo")
+@forwards_kwargs(grpo)
 def gdpo(rewards: Tensor, group_ids: Tensor, reward_weights=None, eps: float = 1e-4,
          batch_normalize: bool = True, **kw: object) -> AdvantageResult:
     """GDPO: normalise each reward within its group, weighted-sum, then normalise over the batch.
@@ -311,6 +315,7 @@ def gd2po(rewards: Tensor, group_ids: Tensor, conflict_filter: str = "hard", tau
 
 
 @register_advantage_estimator("xrpo")
+@forwards_kwargs(grpo)
 def xrpo(rewards: Tensor, group_ids: Tensor, seq_logps: Tensor | None = None, logps: Tensor | None = None,
          response_mask: Tensor | None = None, correct: Tensor | None = None, novelty_lambda: float = 2.5,
          novelty_kappa: float = 0.5, eps: float = 1e-4, **kw: object) -> AdvantageResult:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 AGGREGATION_MODES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo", "seq-mean-token-sum-norm")
-_ALIASES = {"seq-mean-token-mean": "grpo", "token-mean": "dapo", "seq-mean-token-sum": "luspo", "sapo": "grpo",
+AGGREGATION_ALIASES = {"seq-mean-token-mean": "grpo", "token-mean": "dapo", "seq-mean-token-sum": "luspo", "sapo": "grpo",
             "cispo": "dapo"}
 
 
@@ -30,9 +30,9 @@ def aggregate_loss(per_token_loss: Tensor, mask: Tensor, mode: str = "dapo", *,
                    grad_accum_steps: int = 1, steps_per_generation: int | None = None,
                    max_completion_length: int | None = None) -> Tensor:
     """The scalar loss for ``mode`` (see the module docstring for each formula). ``mask`` may be bool or float."""
-    mode = _ALIASES.get(mode, mode)
+    mode = AGGREGATION_ALIASES.get(mode, mode)
     if mode not in AGGREGATION_MODES:
-        raise ValueError(f"unknown loss aggregation mode {mode!r}; valid: {', '.join(AGGREGATION_MODES + tuple(_ALIASES))}")
+        raise ValueError(f"unknown loss aggregation mode {mode!r}; valid: {', '.join(AGGREGATION_MODES + tuple(AGGREGATION_ALIASES))}")
     m = mask.to(per_token_loss.dtype)
     masked = per_token_loss * m
     if mode == "grpo":

@@ -22,6 +22,7 @@ from torch import Tensor
 from veripo.algos.aggregation import aggregate_loss, masked_mean
 from veripo.algos.groups import Groups
 from veripo.algos.registry import Registry
+from veripo.options import forwards_kwargs
 
 POLICY_LOSSES = Registry("policy loss")
 _AGG_KEYS = ("num_items_in_batch", "num_processes", "grad_accum_steps", "steps_per_generation",
@@ -86,6 +87,7 @@ def _aggregate(per_token: Tensor, m: Tensor, mode: str, hp: dict) -> Tensor:
 
 
 @register_policy_loss("ppo_clip", aliases=("grpo", "dapo", "ppo"))
+@forwards_kwargs(aggregate_loss)
 def ppo_clip(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: Tensor,
              ref_logps: Tensor | None = None, *, clip_low: float = 0.2, clip_high: float | None = None,
              dual_clip: float | None = None, delta: float | None = None, beta: float = 0.0,
@@ -142,6 +144,7 @@ def ppo_clip(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: 
 
 
 @register_policy_loss("awm")
+@forwards_kwargs(aggregate_loss)
 def awm(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: Tensor,
         ref_logps: Tensor | None = None, *, beta: float = 0.0, loss_agg_mode: str = "grpo",
         keep_mask: Tensor | None = None, **hp: object) -> tuple[Tensor, dict[str, float]]:

@@ -9,7 +9,9 @@ Signature of every loss::
   between chosen and rejected); ``*_mask`` [B, T] marks the completion tokens (padding is ignored).
 * ``ref_*_logps``: the reference model, per-token [B, T] or already summed per sequence [B] (a cache).
   Losses that need it raise ``MissingReferenceError`` when it is absent; ``simpo`` and ``sft`` do not need it.
-* Unknown hparams are ignored, so one hparam dict can drive several combined losses.
+* Unknown hparams are ignored, so one hparam dict can drive several combined losses; the DPO config checks
+  ``loss.hparams`` at start-up against the named losses' options (``veripo.options.keyword_options``: a body
+  whose ``**hp`` reaches ``PairTerms.scores`` says so with ``@forwards_kwargs``).
 
 Notation (TRL's): log r = sum_t (log pi_theta - log pi_ref) over the completion; s = f-divergence score of
 log r (``f_divergence_type``: "reverse_kl" (default, s = log r), "forward_kl", "js_divergence",
@@ -30,6 +32,7 @@ from torch import Tensor
 
 from veripo.algos.registry import Registry
 from veripo.errors import VeripoError
+from veripo.options import forwards_kwargs
 
 PREFERENCE_LOSSES = Registry("preference loss")
 
@@ -211,6 +214,7 @@ def _smoothed_logistic(z: Tensor, label_smoothing: float) -> Tensor:
 # ------------------------------------------------------------------------------ TRL 1.16 loss types
 
 @preference_loss("sigmoid", aliases=("dpo",))
+@forwards_kwargs(PairTerms.scores)
 def sigmoid(t: PairTerms, beta: float = 0.1, **hp: object) -> Tensor:
     """DPO: -log sigma(beta * Delta). Rafailov et al. 2023 (arXiv 2305.18290). TRL 1.16 ignores
     label_smoothing here (use ``cdpo`` for the conservative form). Spec 0.2: beta=0.1, Delta=2 -> 0.598139."""
@@ -218,6 +222,7 @@ def sigmoid(t: PairTerms, beta: float = 0.1, **hp: object) -> Tensor:
 
 
 @preference_loss("cdpo")
+@forwards_kwargs(PairTerms.scores)
 def cdpo(t: PairTerms, beta: float = 0.1, label_smoothing: float = 0.0, **hp: object) -> Tensor:
     """Conservative DPO: -(1-eps) log sigma(beta Delta) - eps log sigma(-beta Delta) (TRL <= 0.28 ``sigmoid``
     with label_smoothing; Mitchell 2023 "A note on DPO with noisy preferences")."""
@@ -225,12 +230,14 @@ def cdpo(t: PairTerms, beta: float = 0.1, label_smoothing: float = 0.0, **hp: ob
 
 
 @preference_loss("hinge")
+@forwards_kwargs(PairTerms.scores)
 def hinge(t: PairTerms, beta: float = 0.1, **hp: object) -> Tensor:
     """SLiC hinge: relu(1 - beta * Delta). Zhao et al. 2023 (arXiv 2305.10425)."""
     return torch.relu(1 - beta * t.delta(**hp))
 
 
 @preference_loss("ipo")
+@forwards_kwargs(PairTerms.scores)
 def ipo(t: PairTerms, beta: float = 0.1, **hp: object) -> Tensor:
     """IPO: (s_w/|y_w| - s_l/|y_l| - 1/(2 beta))^2 (length-normalised as TRL). Azar et al. 2023 (arXiv 2310.12036);
     beta is the paper's tau."""
@@ -239,6 +246,7 @@ def ipo(t: PairTerms, beta: float = 0.1, **hp: object) -> Tensor:
 
 
 @preference_loss("sigmoid_norm")
+@forwards_kwargs(PairTerms.scores)
 def sigmoid_norm(t: PairTerms, beta: float = 0.1, **hp: object) -> Tensor:
     """Length-normalised DPO: -log sigma(beta (s_w/|y_w| - s_l/|y_l|)) (TRL 1.x)."""
     s_w, s_l = t.scores(**hp)
@@ -246,6 +254,7 @@ def sigmoid_norm(t: PairTerms, beta: float = 0.1, **hp: object) -> Tensor:
 
 
 @preference_loss("exo_pair")
+@forwards_kwargs(PairTerms.scores)
 def exo_pair(t: PairTerms, beta: float = 0.1, label_smoothing: float = 0.0, **hp: object) -> Tensor:
     """EXO (pair form): sigma(z)[log sigma(z) - log(1-eps)] + sigma(-z)[log sigma(-z) - log eps], z = beta Delta.
     Ji et al. 2024 (arXiv 2402.00856, Eq. 16). Needs 0 < label_smoothing < 1 (paper: 1e-3)."""
@@ -265,6 +274,7 @@ def nca_pair(t: PairTerms, beta: float = 0.1, **_: object) -> Tensor:
 
 
 @preference_loss("robust")
+@forwards_kwargs(PairTerms.scores)
 def robust(t: PairTerms, beta: float = 0.1, label_smoothing: float = 0.0, **hp: object) -> Tensor:
     """Robust DPO: [-(1-eps) log sigma(beta Delta) + eps log sigma(-beta Delta)] / (1 - 2 eps).
     Chowdhury et al. 2024 (arXiv 2403.00409). Needs 0 <= label_smoothing < 0.5."""
@@ -317,6 +327,7 @@ def apo_down(t: PairTerms, beta: float = 0.1, **_: object) -> Tensor:
 
 
 @preference_loss("discopop")
+@forwards_kwargs(PairTerms.scores)
 def discopop(t: PairTerms, beta: float = 0.1, discopop_tau: float = 0.05, **hp: object) -> Tensor:
     """DiscoPOP: z = beta Delta, m = sigma(z / tau); (1 - m)(-log sigma(z)) + m exp(-z).
     Chan et al. 2024 (arXiv 2406.08414, Eq. 5); discopop_tau = 0.05."""
@@ -389,6 +400,7 @@ def smoothed_preference_prob(chosen_scores: Tensor, rejected_scores: Tensor, sco
 
 
 @preference_loss("smpo")
+@forwards_kwargs(PairTerms.scores)
 def smpo(t: PairTerms, beta: float = 0.1, preference_prob: Tensor | None = None, chosen_scores: Tensor | None = None,
          rejected_scores: Tensor | None = None, score_min: float | None = None, score_max: float | None = None,
          temperature: float = 1.0, gamma_s: float = 10.0, clamp_kappa: bool = False, **hp: object) -> Tensor:

@@ -4,12 +4,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from veripo.config import doc
+from veripo.config import ConfigError, doc, require, require_file
 from veripo.train.optim import OptimConfig
 from veripo.train.distributed import DistConfig
 from veripo.train.policy_setup import ModelConfig
 from veripo.train.run_config import RunConfig
 from veripo.video.sampling import VideoSampling
+
+# what the DPO stage passes to the preference losses besides loss.hparams (dpo/trainer.py pair_losses): options set
+# by a field of the loss section of the same name, and the inputs computed from the pairs
+HPARAMS_SET_BY = ("beta", "ld_alpha")
+HPARAMS_COMPUTED = ("chosen_scores", "rejected_scores", "chosen_rewards", "rejected_rewards", "chosen_token_guidance",
+                    "rejected_token_guidance", "logratio_chosen_given_rejected", "logratio_rejected_given_rejected",
+                    "logratio_rejected_given_chosen", "logratio_chosen_given_chosen", "log_sum_sq")
 
 
 @dataclasses.dataclass
@@ -26,6 +33,29 @@ class LossConfig:
                                  "times in the policy and reference log-probs (paper: 0.3-0.5); null = off.", None)
     use_weighting: bool = doc("WPO (TRL's use_weighting): weight each pair by exp(mean_t[log p(y_t) - log sum_v "
                               "p(v)^2]) of chosen times rejected, so off-policy pairs count less.", False)
+
+    def check(self, prefix: str = "") -> None:
+        from veripo.algos import PREFERENCE_LOSSES, get_preference_loss
+        from veripo.algos.preference_weighting import check_weighting
+        from veripo.options import check_options
+
+        p = prefix
+        require(bool(self.names), f"{p}names", self.names, "name at least one preference loss, e.g. [sigmoid]")
+        for name in self.names:
+            require(name in PREFERENCE_LOSSES, f"{p}names", self.names, f"{name!r} is not a preference loss; valid "
+                    f"names: {', '.join(PREFERENCE_LOSSES.names(aliases=True))}")
+        require(self.weights is None or len(self.weights) == len(self.names), f"{p}weights", self.weights,
+                f"give one weight per name in {p}names ({len(self.names)}), or null for all 1")
+        require(self.beta > 0, f"{p}beta", self.beta, "DPO's beta must be > 0 (VerIPO: 0.1; SimPO: 2.0)")
+        require(self.nll_coef >= 0, f"{p}nll_coef", self.nll_coef, "must be >= 0 (0 = no NLL term)")
+        require("tgdpo" not in self.names or bool(self.guidance_model), f"{p}guidance_model", self.guidance_model,
+                "tgdpo needs a checkpoint whose per-token log-ratio to the reference guides the loss")
+        check_options(self.hparams, [get_preference_loss(n) for n in self.names], f"{p}hparams",
+                      computed=HPARAMS_COMPUTED, set_by={k: p + k for k in HPARAMS_SET_BY})
+        try:
+            check_weighting(list(self.names), self.use_weighting, self.ld_alpha)
+        except ValueError as e:
+            raise ConfigError(f"{p.rstrip('.')}: {e}" if p else str(e)) from None
 
 
 @dataclasses.dataclass
@@ -46,3 +76,13 @@ class DPOConfig:
                          default_factory=lambda: RunConfig(out_dir="runs/dpo", steps=None, save_every=50))
     dist: DistConfig = doc("Multi-GPU: none | ddp | deepspeed (scripts/launch_multi_gpu.sh); batch_size must be a "
                            "multiple of the number of processes.", default_factory=DistConfig)
+
+    def check(self, prefix: str = "") -> None:
+        p = prefix
+        require(self.batch_size >= 1, f"{p}batch_size", self.batch_size, "must be >= 1 pair per step (VerIPO: 32)")
+        require(self.epochs > 0, f"{p}epochs", self.epochs, "must be > 0 passes over the pairs (VerIPO: 1)")
+        require(0 <= self.heldout_fraction < 1, f"{p}heldout_fraction", self.heldout_fraction,
+                "must be in [0, 1): the share of pairs held out to measure the margin")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.pairs_file, f"{prefix}pairs_file", "the verifier's pairs.jsonl")

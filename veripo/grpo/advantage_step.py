@@ -35,8 +35,32 @@ class StepAdvantages:
     group_ids: Tensor             # [N] the prompt (group) of each rollout
 
 
+# what step_advantages fills in itself (never the user's to set), and its own option for tree estimators
+COMPUTED_INPUTS = ("seq_logps", "correct", "parent_ids", "token_node_ids", "edge_logps")
+TREE_OPTIONS = ("prob_weighted",)
+
+
 def accepts(fn: Callable, name: str) -> bool:
     return name in inspect.signature(fn).parameters
+
+
+def probe_estimator(estimator: Callable, kwargs: dict[str, Any], group_sizes: Sequence[int], components: int = 0):
+    """The estimator on made-up rewards (0, 1, 0, 1, ...) for groups of ``group_sizes`` rollouts, with the inputs
+    ``step_advantages`` would give it: the start-up check that ``algo.advantage_kwargs`` work, before any rollout.
+    ``components`` > 0: decoupled rewards ``[N, components]``. Not for tree estimators (they need the trees)."""
+    n = sum(group_sizes)
+    group_ids = torch.arange(len(group_sizes)).repeat_interleave(torch.tensor(list(group_sizes)))
+    rewards = (torch.arange(n) % 2).float()
+    kwargs = dict(kwargs)
+    if components:
+        rewards = rewards[:, None].repeat(1, components)
+        if accepts(estimator, "reward_weights"):
+            kwargs.setdefault("reward_weights", [1.0] * components)
+    if accepts(estimator, "seq_logps"):
+        kwargs["seq_logps"] = -torch.arange(n, dtype=torch.float32) / n
+    if accepts(estimator, "correct"):
+        kwargs["correct"] = rewards.reshape(n, -1)[:, 0] >= 1.0
+    return estimator(rewards, group_ids, **kwargs)
 
 
 def step_advantages(estimator: Callable, algo: Any, reward: Any, scores: dict[str, list[float]],

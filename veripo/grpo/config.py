@@ -4,13 +4,22 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from veripo.config import doc
+from veripo.config import ConfigError, component_errors, doc, require, require_file
 from veripo.rewards import RewardSpec
 from veripo.train.distributed import DistConfig
 from veripo.train.optim import OptimConfig
 from veripo.train.run_config import RunConfig
 from veripo.train.policy_setup import ModelConfig
 from veripo.video.sampling import VideoSampling
+
+ENGINES = ("hf", "vllm")
+# what the GRPO update passes to the policy loss besides algo.loss_kwargs (grpo/trainer.py; a test reads the call to
+# keep these true): the option -> the config key that sets it, and the inputs computed each step
+LOSS_SET_BY = {"clip_low": "algo.clip_low", "clip_high": "algo.clip_high", "dual_clip": "algo.dual_clip",
+               "beta": "algo.beta", "loss_agg_mode": "algo.loss_agg_mode", "mode": "algo.loss_agg_mode",
+               "max_completion_length": "rollout.max_new_tokens"}
+LOSS_COMPUTED = ("logps", "old_logps", "advantages", "mask", "ref_logps", "keep_mask", "num_items_in_batch",
+                 "num_processes", "grad_accum_steps", "steps_per_generation", "rewards", "group_ids")
 
 
 @dataclasses.dataclass
@@ -20,6 +29,14 @@ class DataConfig:
     strict: bool = doc("Fail on the first bad row instead of reporting and skipping it.", False)
     max_rows: int | None = doc("Use only the first N rows (quick runs).", None)
     exclude_ids_file: str | None = doc("A text file of problem_ids to skip (the loop drops prompts already solved).", None)
+
+    def check(self, prefix: str = "") -> None:
+        require(self.max_rows is None or self.max_rows >= 1, f"{prefix}max_rows", self.max_rows,
+                "must be >= 1, or null for every row")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        require_file(self.train_file, f"{prefix}train_file", "the JSONL (or Video-R1 JSON) of training rows")
+        require_file(self.exclude_ids_file, f"{prefix}exclude_ids_file", "problem_ids to skip", required=False)
 
 
 @dataclasses.dataclass
@@ -72,6 +89,24 @@ class RolloutConfig:
     def max_group(self) -> int:
         return self.max_group_size if self.max_group_size is not None else 3 * self.group_size
 
+    def check(self, prefix: str = "") -> None:
+        p = prefix
+        require(self.engine in ENGINES, f"{p}engine", self.engine, f"must be one of {' | '.join(ENGINES)}")
+        for key in ("prompts_per_step", "group_size", "max_new_tokens", "batch_size", "min_group_size",
+                    "tree_segment_tokens"):
+            require(getattr(self, key) >= 1, f"{p}{key}", getattr(self, key), "must be >= 1")
+        require(self.temperature > 0, f"{p}temperature", self.temperature,
+                "must be > 0: GRPO samples its rollouts (VerIPO: 1.0) and scores them at this temperature")
+        require(0 < self.top_p <= 1, f"{p}top_p", self.top_p, "must be in (0, 1]; 1.0 turns nucleus sampling off")
+        require(self.top_k >= 0, f"{p}top_k", self.top_k, "must be >= 0; 0 turns top-k off")
+        require(0 < self.vllm_gpu_memory_utilization <= 1, f"{p}vllm_gpu_memory_utilization",
+                self.vllm_gpu_memory_utilization, "must be a fraction in (0, 1]")
+        require(self.vllm_max_model_len is None or self.vllm_max_model_len > self.max_new_tokens,
+                f"{p}vllm_max_model_len", self.vllm_max_model_len,
+                f"must exceed {p}max_new_tokens={self.max_new_tokens} (prompt + completion), or be null")
+        require(self.max_group_size is None or self.max_group_size >= 1, f"{p}max_group_size", self.max_group_size,
+                "must be >= 1, or null for 3 * group_size")
+
 
 @dataclasses.dataclass
 class AlgoConfig:
@@ -87,6 +122,24 @@ class AlgoConfig:
     ppo_epochs: int = doc("Optimisation passes over each rollout batch (1 = on-policy, ratio 1).", 1)
     dynamic_sampling: bool = doc("DAPO: mask out groups whose rewards all agree (no learning signal).", False)
     loss_kwargs: dict[str, Any] = doc("Extra keyword arguments for the policy loss.", default_factory=dict)
+
+    def check(self, prefix: str = "") -> None:
+        from veripo.algos import AGGREGATION_MODES, POLICY_LOSSES, ADVANTAGE_ESTIMATORS
+        from veripo.algos.aggregation import AGGREGATION_ALIASES
+
+        p = prefix
+        for key, registry in (("advantage_estimator", ADVANTAGE_ESTIMATORS), ("policy_loss", POLICY_LOSSES)):
+            name = getattr(self, key)
+            require(name in registry, f"{p}{key}", name, f"unknown {registry.kind}; valid names: "
+                    f"{', '.join(registry.names(aliases=True))}")
+        modes = AGGREGATION_MODES + tuple(AGGREGATION_ALIASES)
+        require(self.loss_agg_mode in modes, f"{p}loss_agg_mode", self.loss_agg_mode, f"must be one of {', '.join(modes)}")
+        require(0 <= self.clip_low < 1, f"{p}clip_low", self.clip_low, "must be in [0, 1) (PPO: 0.2)")
+        require(self.clip_high >= 0, f"{p}clip_high", self.clip_high, "must be >= 0 (DAPO clip-higher: 0.28)")
+        require(self.dual_clip is None or self.dual_clip > 1, f"{p}dual_clip", self.dual_clip,
+                "must be > 1 (verl clip_ratio_c, e.g. 3.0), or null for off")
+        require(self.beta >= 0, f"{p}beta", self.beta, "the KL coefficient must be >= 0 (0 = no reference model)")
+        require(self.ppo_epochs >= 1, f"{p}ppo_epochs", self.ppo_epochs, "must be >= 1 (1 = on-policy)")
 
 
 @dataclasses.dataclass
@@ -106,3 +159,45 @@ class GRPOConfig:
                            "the same on all ranks; a controller chooses the step's prompts once, then each rank "
                            "samples its share.",
                            default_factory=DistConfig)
+
+    def check(self, prefix: str = "") -> None:
+        """The rules that span sections: the algorithm's keyword options, group sizes, controllers, trees."""
+        from veripo.algos import get_advantage_estimator, get_policy_loss
+        from veripo.grpo.advantage_step import COMPUTED_INPUTS, TREE_OPTIONS, accepts, probe_estimator
+        from veripo.options import check_options
+
+        p, ro, algo = prefix, self.rollout, self.algo
+        estimator = get_advantage_estimator(algo.advantage_estimator)
+        tree_estimator = accepts(estimator, "parent_ids")
+        check_options(algo.advantage_kwargs, [estimator], f"{p}algo.advantage_kwargs", computed=COMPUTED_INPUTS,
+                      extra=TREE_OPTIONS if tree_estimator else ())
+        check_options(algo.loss_kwargs, [get_policy_loss(algo.policy_loss)], f"{p}algo.loss_kwargs",
+                      computed=LOSS_COMPUTED, set_by={k: p + v for k, v in LOSS_SET_BY.items()})
+        components = len(self.reward.weights) if algo.decoupled_rewards else 0
+        if not tree_estimator:
+            try:
+                probe_estimator(estimator, algo.advantage_kwargs, [2, 2], components)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{p}algo.advantage_kwargs={algo.advantage_kwargs!r}: the "
+                                  f"{algo.advantage_estimator} estimator rejects them: {e}") from None
+        if ro.group_size == 1 and ro.controller == "none":
+            zero = tree_estimator or not probe_estimator(estimator, algo.advantage_kwargs, [1, 1],
+                                                         components).advantages.abs().any()
+            require(not zero, f"{p}rollout.group_size", 1,
+                    f"with one rollout per prompt every {algo.advantage_estimator} advantage is 0 (a group is its own "
+                    f"baseline), so nothing is learned; set {p}rollout.group_size >= 2 (VerIPO: 8)")
+        with component_errors(p):  # built once with no rows: their constructors check their own options
+            from veripo.rollout.control import build_controller
+            from veripo.rollout.prune import build_pruner
+
+            build_controller(ro.controller, [], ro.group_size, ro.min_group_size, ro.max_group, 0, ro.controller_kwargs)
+            build_pruner(ro.prune, 0, ro.prune_kwargs)
+            if ro.tree_branches:
+                from veripo.rollout.tree import TreeShape
+
+                TreeShape(tuple(int(b) for b in ro.tree_branches), int(ro.tree_segment_tokens)).check(
+                    ro.max_new_tokens, ro.group_size)
+        for key, value in (("rollout.controller", ro.controller), ("rollout.prune", ro.prune)):
+            require(not ro.tree_branches or value == "none", f"{p}{key}", value,
+                    f"is not supported with {p}rollout.tree_branches (a tree fixes its own number of leaves); use "
+                    "one or the other")

@@ -33,7 +33,9 @@ def run(args) -> int:
         import time
 
         if args.stage != "eval-start" and not args.iteration:
-            raise SystemExit("--stage needs --iteration N")
+            from veripo.errors import ConfigError
+
+            raise ConfigError(f"--stage {args.stage} needs --iteration N (1-based)")
         t0 = time.perf_counter()
         if args.stage == "eval-start":
             key, summary = "eval-start", run_eval(cfg, policy_after(cfg, 0), Path(cfg.run_dir) / "eval-start")

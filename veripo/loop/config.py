@@ -10,14 +10,15 @@
     dpo: {optim: {lr: 5e-5}, loss: {names: [sigmoid], beta: 0.1}}
     iteration_overrides: {"2": {grpo: {run: {steps: 20}}}}
 
-Sections are checked against the stage configs when the file is loaded, so a typo fails before any work.
+Sections are checked against the stage configs when the file is loaded (keys and value rules, every iteration), so
+a typo or an impossible value fails before any work.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from veripo.config import doc, from_dict, merge
+from veripo.config import ConfigError, doc, from_dict, merge, require, require_file
 
 
 @dataclasses.dataclass
@@ -30,6 +31,14 @@ class LoopEvalConfig:
     samples: int = doc("Also score k sampled answers per question (mean accuracy at `temperature`); 0 = greedy only.", 4)
     temperature: float = doc("Sampling temperature of the sampled accuracy (the GRPO rollout temperature).", 0.7)
     seed: int = doc("Seed of the sampled answers (same seed, same table).", 0)
+
+    def check(self, prefix: str = "") -> None:
+        for key in ("max_new_tokens", "batch_size"):
+            require(getattr(self, key) >= 1, f"{prefix}{key}", getattr(self, key), "must be >= 1")
+        require(self.limit is None or self.limit >= 1, f"{prefix}limit", self.limit, "must be >= 1, or null for all")
+        require(self.samples >= 0, f"{prefix}samples", self.samples, "must be >= 0 (0 = greedy only)")
+        require(self.samples == 0 or self.temperature > 0, f"{prefix}temperature", self.temperature,
+                f"sampled answers ({prefix}samples={self.samples}) need a temperature > 0")
 
 
 @dataclasses.dataclass
@@ -52,14 +61,28 @@ class LoopConfig:
                                               default_factory=dict)
     eval: LoopEvalConfig = doc("Held-out evaluation between stages.", default_factory=LoopEvalConfig)
 
-    def __post_init__(self) -> None:
-        for it in range(1, self.iterations + 1):  # fail early on a bad section
+    def check_inputs(self, prefix: str = "") -> None:
+        require(bool(self.model_path), f"{prefix}model_path", self.model_path, "give the starting policy (a "
+                "checkpoint directory or hub id)")
+        require_file(self.train_file, f"{prefix}train_file", "the training rows")
+        require_file(self.test_file, f"{prefix}test_file", "the held-out rows", required=False)
+
+    def check(self, prefix: str = "") -> None:
+        require(self.iterations >= 1, f"{prefix}iterations", self.iterations, "must be >= 1 (VerIPO shows two)")
+        require(0 <= self.drop_solved_ratio <= 1, f"{prefix}drop_solved_ratio", self.drop_solved_ratio,
+                "must be a share in [0, 1] (VerIPO: 0.8)")
+        for it in range(1, self.iterations + 1):  # fail early on a bad section (its keys and its values)
             for stage in ("grpo", "verify", "dpo"):
-                stage_section(self, stage, it)
+                try:
+                    stage_section(self, stage, it, prefix)
+                except ConfigError as e:
+                    if stage not in (self.iteration_overrides.get(str(it)) or {}):
+                        raise
+                    raise ConfigError(f"{e} (iteration {it}: {prefix}iteration_overrides.{it}.{stage} applies)") from None
 
 
-def stage_section(cfg: LoopConfig, stage: str, iteration: int) -> dict[str, Any]:
-    """The stage's section for ``iteration``: shared section <- per-iteration override, validated."""
+def stage_section(cfg: LoopConfig, stage: str, iteration: int, prefix: str = "") -> dict[str, Any]:
+    """The stage's section for ``iteration``: shared section <- per-iteration override, validated (keys and values)."""
     from veripo.dpo.config import DPOConfig
     from veripo.grpo.config import GRPOConfig
     from veripo.verifier.config import VerifierConfig
@@ -68,5 +91,5 @@ def stage_section(cfg: LoopConfig, stage: str, iteration: int) -> dict[str, Any]
     if stage in ("grpo", "dpo"):
         section = merge({"video": cfg.video, "model": cfg.model}, section)
     cls = {"grpo": GRPOConfig, "verify": VerifierConfig, "dpo": DPOConfig}[stage]
-    from_dict(cls, section, prefix=f"{stage}.")
+    from_dict(cls, section, prefix=f"{prefix}{stage}.")
     return section

@@ -12,8 +12,11 @@ import dataclasses
 import math
 from typing import Any
 
-from veripo.config import doc
+from veripo.config import ConfigError, doc, require
 from veripo.rewards.registry import resolve_reward
+
+
+REWARD_INPUTS = ("response", "sample", "responses", "samples")  # what compute_rewards passes to every reward
 
 
 @dataclasses.dataclass
@@ -27,11 +30,27 @@ class RewardSpec:
         default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = set(self.kwargs) - set(self.weights)
-        if unknown:
-            raise ValueError(f"reward kwargs given for {sorted(unknown)} which are not in weights {sorted(self.weights)}")
-        for name in self.weights:
-            resolve_reward(name)  # fail at config time, naming the bad reward
+        self.check()
+
+    def check(self, prefix: str = "") -> None:
+        """Known rewards with finite weights, and each one's kwargs among its keyword options (user functions that
+        take ``**kwargs`` are not checked)."""
+        from veripo.options import check_options, takes_any_keyword
+
+        p = prefix
+        require(bool(self.weights), f"{p}weights", self.weights, "name at least one reward, e.g. {accuracy: 1.0}")
+        unknown = sorted(set(self.kwargs) - set(self.weights))
+        require(not unknown, f"{p}kwargs", self.kwargs, f"given for {unknown}, which are not in {p}weights "
+                f"{sorted(self.weights)}")
+        for name, weight in self.weights.items():
+            require(isinstance(weight, (int, float)) and math.isfinite(weight), f"{p}weights.{name}", weight,
+                    "must be a finite number")
+            try:
+                fn = resolve_reward(name)  # fail at config time, naming the bad reward
+            except ConfigError as e:
+                raise ConfigError(f"{p}weights: {e}") from None
+            if not takes_any_keyword(fn):
+                check_options(self.kwargs.get(name) or {}, [fn], f"{p}kwargs.{name}", computed=REWARD_INPUTS)
 
 
 def _check(values: list[Any], name: str, n: int) -> list[float]:

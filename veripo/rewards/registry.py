@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
+from veripo.errors import ConfigError
 from veripo.rewards.accuracy import accuracy_reward
 from veripo.rewards.format import format_reward
 from veripo.rewards.length import length_reward, overlong_reward
@@ -37,18 +38,18 @@ def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
 
 
 def resolve_reward(name: str) -> RewardFn:
-    """A registered name, or ``"package.module:function"``; raises ``ValueError`` saying what is wrong."""
+    """A registered name, or ``"package.module:function"``; raises ``ConfigError`` saying what is wrong."""
     if name in REWARD_FUNCTIONS:
         return REWARD_FUNCTIONS[name]
     if ":" not in name:
-        raise ValueError(f"unknown reward {name!r}: use one of {sorted(REWARD_FUNCTIONS)} "
+        raise ConfigError(f"unknown reward {name!r}: use one of {sorted(REWARD_FUNCTIONS)} "
                          f"or an import path 'package.module:function'")
     module_name, _, attr = name.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ValueError(f"reward {name!r}: cannot import module {module_name!r} ({e})") from None
+        raise ConfigError(f"reward {name!r}: cannot import module {module_name!r} ({e})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise ValueError(f"reward {name!r}: module {module_name!r} has no callable {attr!r}")
+        raise ConfigError(f"reward {name!r}: module {module_name!r} has no callable {attr!r}")
     return fn

@@ -42,19 +42,13 @@ import torch
 
 from veripo.algos.controllers import (DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator,
                                       bin_mean_losses)
+from veripo.options import take_options
 
 CONTROLLERS = ("none", "gdro", "xrpo")
 
 
 def _pid(sample: Any) -> str:
     return str(sample.get("problem_id") if isinstance(sample, dict) else sample.problem_id)
-
-
-def take_options(kwargs: dict[str, Any], allowed: Sequence[str], what: str) -> dict[str, Any]:
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(f"{what}: unknown option(s) {', '.join(unknown)} (valid: {', '.join(sorted(allowed))})")
-    return dict(kwargs)
 
 
 def step_rng(seed: int, step: int, salt: int) -> np.random.Generator:

@@ -80,7 +80,9 @@ def load_policy_weights(model, ckpt: str | Path) -> None:
 
     policy = Path(ckpt) / "policy"
     if not policy.exists():
-        raise FileNotFoundError(f"{policy}: checkpoint has no policy folder")
+        from veripo.errors import PathError
+
+        raise PathError(f"{policy}: checkpoint has no policy folder")
     loaded, _ = load_policy(policy, device=str(next(model.parameters()).device))
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     missing = [m for m in missing if not m.endswith("lm_head.weight")]  # tied to the embeddings

@@ -49,7 +49,7 @@ from typing import Any, Iterator, Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
-from veripo.config import doc
+from veripo.config import doc, require, require_file
 from veripo.train.optim import clip_and_step
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,16 @@ class DistConfig:
                                               default_factory=dict)
     find_unused_parameters: bool = doc("DDP: allow trainable parameters that a forward does not use (slower).", False)
     timeout_minutes: int = doc("Collective timeout; raise it when rank 0 does long work (evaluation) alone.", 60)
+
+    def check(self, prefix: str = "") -> None:
+        require(self.backend in BACKENDS, f"{prefix}backend", self.backend, f"must be one of {' | '.join(BACKENDS)}")
+        require(self.backend != "deepspeed" or bool(self.deepspeed_config), f"{prefix}deepspeed_config",
+                self.deepspeed_config, "backend=deepspeed needs a DeepSpeed JSON (scripts/deepspeed/zero2.json)")
+        require(self.timeout_minutes >= 1, f"{prefix}timeout_minutes", self.timeout_minutes, "must be >= 1")
+
+    def check_inputs(self, prefix: str = "") -> None:
+        if self.backend == "deepspeed":
+            require_file(self.deepspeed_config, f"{prefix}deepspeed_config", "the DeepSpeed JSON")
 
 
 @dataclasses.dataclass(frozen=True)

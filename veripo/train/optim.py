@@ -11,8 +11,11 @@ import math
 
 import torch
 
-from veripo.config import doc
 import dataclasses
+
+from veripo.config import doc, require
+
+SCHEDULES = ("linear", "cosine", "constant")
 
 
 @dataclasses.dataclass
@@ -26,6 +29,18 @@ class OptimConfig:
     schedule: str = doc("Learning-rate schedule after warmup: linear | cosine | constant.", "constant")
     grad_clip: float = doc("Clip the global gradient norm to this (0 = off).", 1.0)
     micro_batch_size: int = doc("Sequences per forward/backward; gradients accumulate up to the full batch.", 16)
+
+    def check(self, prefix: str = "") -> None:
+        p = prefix
+        require(self.lr > 0, f"{p}lr", self.lr, "the learning rate must be > 0 (VerIPO: 1e-6 GRPO, 5e-7 DPO on 7B)")
+        require(self.weight_decay >= 0, f"{p}weight_decay", self.weight_decay, "must be >= 0")
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{p}betas", self.betas,
+                "AdamW needs two betas in [0, 1), e.g. [0.9, 0.999]")
+        require(self.warmup_steps >= 0, f"{p}warmup_steps", self.warmup_steps, "must be >= 0")
+        require(self.schedule in SCHEDULES, f"{p}schedule", self.schedule, f"must be one of {' | '.join(SCHEDULES)}")
+        require(self.grad_clip >= 0, f"{p}grad_clip", self.grad_clip, "must be >= 0 (0 = off)")
+        require(self.micro_batch_size >= 1, f"{p}micro_batch_size", self.micro_batch_size,
+                "must be >= 1 sequence per forward/backward")
 
 
 def build_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -46,7 +61,7 @@ def lr_factor(step: int, total_steps: int, warmup: int, schedule: str) -> float:
         return max(0.0, 1.0 - p)
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * p))
-    raise ValueError(f"unknown schedule {schedule!r} (linear | cosine | constant)")
+    raise ValueError(f"unknown schedule {schedule!r} ({' | '.join(SCHEDULES)})")
 
 
 def build_scheduler(optimizer, cfg: OptimConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

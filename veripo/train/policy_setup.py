@@ -5,7 +5,8 @@ import dataclasses
 
 import torch
 
-from veripo.config import doc
+from veripo.config import doc, require
+from veripo.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -23,6 +24,19 @@ class ModelConfig:
     freeze_vision: bool = doc("Freeze the vision tower (and its merger) - the VerIPO/MM-EUREKA default.", True)
     gradient_checkpointing: bool = doc("Trade compute for memory on large models.", False)
 
+    def check(self, prefix: str = "") -> None:
+        from veripo.models.load import DTYPES
+
+        p = prefix
+        require(self.dtype in DTYPES, f"{p}dtype", self.dtype, f"must be one of {' | '.join(DTYPES)}")
+        require(self.device == "auto" or self.device == "cpu" or self.device.split(":")[0] in ("cuda", "mps"),
+                f"{p}device", self.device, "must be cpu | cuda | cuda:N | auto")
+        require(self.lora_r >= 1, f"{p}lora_r", self.lora_r, "the LoRA rank must be >= 1")
+        require(self.lora_alpha > 0, f"{p}lora_alpha", self.lora_alpha, "must be > 0 (scale = alpha / r)")
+        require(0 <= self.lora_dropout < 1, f"{p}lora_dropout", self.lora_dropout, "must be in [0, 1)")
+        require(not self.lora or bool(self.lora_targets), f"{p}lora_targets", self.lora_targets,
+                "name the modules that get adapters, e.g. [q_proj, k_proj, v_proj, o_proj]")
+
 
 def load_trainable_policy(cfg: ModelConfig):
     """(model, processor) ready to train: LoRA or full, vision frozen as configured, in train mode."""
@@ -30,7 +44,7 @@ def load_trainable_policy(cfg: ModelConfig):
     from veripo.models.lora import apply_lora, freeze_vision_tower
 
     if not cfg.path:
-        raise ValueError("model.path is empty: give a checkpoint directory or hub id")
+        raise ConfigError("model.path is empty: give a checkpoint directory or hub id")
     model, processor = load_policy(cfg.path, dtype=cfg.dtype, device=cfg.device,
                                    attn_implementation=cfg.attn_implementation)
     if cfg.lora:

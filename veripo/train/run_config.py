@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from veripo.config import doc
+from veripo.config import doc, require
 
 
 @dataclasses.dataclass
@@ -17,3 +17,8 @@ class RunConfig:
     keep_last: int = doc("Checkpoints kept on disk.", 2)
     seed: int = doc("Seed for data order, sampling and init.", 0)
     tensorboard: bool = doc("Also log to TensorBoard (out_dir/tensorboard).", True)
+
+    def check(self, prefix: str = "") -> None:
+        require(self.steps is None or self.steps >= 1, f"{prefix}steps", self.steps, "must be >= 1")
+        require(self.save_every >= 0, f"{prefix}save_every", self.save_every, "must be >= 0 (0 = only at the end)")
+        require(self.keep_last >= 1, f"{prefix}keep_last", self.keep_last, "must be >= 1")

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from veripo.config import save_config
+from veripo.config import check_config, save_config
 from veripo.io_utils import atomic_write_text, iter_jsonl
 from veripo.train.checkpoint import latest_checkpoint
 from veripo.train.distributed import TrainEngine, all_reduce_mean, init_distributed
@@ -49,6 +49,7 @@ class TrainingStage:
     name = "stage"
 
     def __init__(self, cfg: Any, model: Any = None, processor: Any = None) -> None:
+        check_config(cfg, inputs=True)  # value rules and input files, also for a config built in code
         self.cfg = cfg
         self.out = Path(cfg.run.out_dir)
         torch.manual_seed(cfg.run.seed)

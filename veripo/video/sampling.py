@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from veripo.config import doc
+from veripo.config import doc, require
 
 REAL_MODEL_MIN_PIXELS = 128 * 28 * 28
 REAL_MODEL_MAX_PIXELS = 768 * 28 * 28
@@ -45,16 +45,23 @@ class VideoSampling:
     size_factor: int = doc("Frame sides are multiples of this (patch_size * merge_size).", 28)
 
     def __post_init__(self) -> None:
-        if self.num_frames is None and (self.fps is None or self.fps <= 0):
-            raise ValueError("VideoSampling needs fps > 0 or num_frames")
-        if self.num_frames is not None and self.num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
-        if self.min_frames < 1 or self.max_frames < self.min_frames:
-            raise ValueError(f"need 1 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}")
-        if self.frame_factor < 1 or self.size_factor < 1:
-            raise ValueError("frame_factor and size_factor must be >= 1")
-        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
-            raise ValueError(f"min_pixels {self.min_pixels} > max_pixels {self.max_pixels}")
+        self.check()
+
+    def check(self, prefix: str = "") -> None:
+        p = prefix
+        require(self.num_frames is not None or (self.fps is not None and self.fps > 0), f"{p}fps", self.fps,
+                f"sampling by rate needs fps > 0; or set {p}num_frames")
+        require(self.num_frames is None or self.num_frames >= 1, f"{p}num_frames", self.num_frames,
+                "must be >= 1, or null to sample by fps")
+        require(1 <= self.min_frames <= self.max_frames, f"{p}min_frames", self.min_frames,
+                f"need 1 <= {p}min_frames <= {p}max_frames (max_frames={self.max_frames})")
+        for key in ("frame_factor", "size_factor"):
+            require(getattr(self, key) >= 1, f"{p}{key}", getattr(self, key), "must be >= 1")
+        for key in ("min_pixels", "max_pixels"):
+            require(getattr(self, key) is None or getattr(self, key) >= 1, f"{p}{key}", getattr(self, key),
+                    "must be >= 1, or null to keep the native size")
+        require(self.min_pixels is None or self.max_pixels is None or self.min_pixels <= self.max_pixels,
+                f"{p}min_pixels", self.min_pixels, f"must be <= {p}max_pixels={self.max_pixels}")
 
     def key(self) -> tuple:
         """A hashable identity of these settings (used in cache keys)."""
