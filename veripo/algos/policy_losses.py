@@ -3,8 +3,9 @@
 * ``logps`` [N, T]: log pi_theta of the sampled tokens (with grad). ``old_logps`` [N, T]: the sampling policy's
   (None = ``logps.detach()``, i.e. on-policy, ratio 1). ``advantages``: [N] (broadcast over tokens) or [N, T].
   ``mask`` [N, T]: completion tokens that count. ``ref_logps`` [N, T]: the reference policy, only for the KL.
-* ``keep_mask`` (bool [N], optional hparam): rows an advantage estimator filtered out; they are removed from
-  the loss mask, so they add nothing and do not count in a token-mean denominator.
+* ``keep_mask`` (bool [N], optional hparam): rows an advantage estimator or filter dropped (MC-GRPO pivots,
+  GD²PO conflicts, DAPO dynamic sampling); they add nothing and count in no denominator, neither tokens nor rows
+  (``aggregate_loss``'s "Masked rows": the loss of the batch with those rows deleted, as the methods' code does).
 * Aggregation: ``loss_agg_mode`` plus the keyword arguments of ``aggregate_loss`` (num_items_in_batch,
   grad_accum_steps, ...).
 * ``metrics``: python floats -- clip fractions, ratio stats, kl, and the loss itself.
@@ -24,7 +25,7 @@ from veripo.algos.groups import Groups
 from veripo.algos.registry import Registry
 
 POLICY_LOSSES = Registry("policy loss")
-_AGG_KEYS = ("num_items_in_batch", "num_processes", "grad_accum_steps", "steps_per_generation",
+_AGG_KEYS = ("num_items_in_batch", "num_rows_in_batch", "num_processes", "grad_accum_steps", "steps_per_generation",
              "max_completion_length")
 
 
@@ -81,8 +82,8 @@ def _stat_mean(x: Tensor, m: Tensor) -> float:
     return float(masked_mean(x.expand_as(m), m))
 
 
-def _aggregate(per_token: Tensor, m: Tensor, mode: str, hp: dict) -> Tensor:
-    return aggregate_loss(per_token, m, mode, **{k: hp[k] for k in _AGG_KEYS if k in hp})
+def _aggregate(per_token: Tensor, m: Tensor, mode: str, hp: dict, keep_mask: Tensor | None) -> Tensor:
+    return aggregate_loss(per_token, m, mode, keep_mask=keep_mask, **{k: hp[k] for k in _AGG_KEYS if k in hp})
 
 
 @register_policy_loss("ppo_clip", aliases=("grpo", "dapo", "ppo"))
@@ -122,7 +123,7 @@ def ppo_clip(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: 
         per_token = torch.where(adv < 0, capped, per_token)
         metrics["clip_frac/dual"] = _stat_mean(is_dual, m)
     per_token = _add_kl(per_token, logps, ref_logps, beta, m, metrics)
-    loss = _aggregate(per_token, m, loss_agg_mode, hp)
+    loss = _aggregate(per_token, m, loss_agg_mode, hp, keep_mask)
     with torch.no_grad():
         r = ratio.detach()
         low = (r < 1 - clip_low) & (adv < 0)
@@ -155,7 +156,7 @@ def awm(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: Tenso
     _, adv, m = _prepare(logps, old_logps, advantages, mask, keep_mask)
     metrics: dict[str, float] = {}
     per_token = _add_kl(-adv * logps, logps, ref_logps, beta, m, metrics)
-    loss = _aggregate(per_token, m, loss_agg_mode, hp)
+    loss = _aggregate(per_token, m, loss_agg_mode, hp, keep_mask)
     metrics["loss"] = float(loss.detach())
     return loss, metrics
 
