@@ -28,7 +28,8 @@ batch with those rows deleted, which is what the methods' own code does --
   more are generated until it is full, so they never reach a denominator. (TRL 1.16 has no dynamic sampling:
   its zero-spread groups stay in the batch with A=0 and do count; with ``algo.dynamic_sampling`` off, veripo's
   zero-spread groups are likewise kept rows with A=0.)
-* GD²PO (Qwen-Applications/GD2PO, verl path): filtered rows leave the response mask, i.e. the token-mean.
+* GD²PO (Qwen-Applications/GD2PO, verl path): filtered rows leave the response mask, so under verl's token-mean
+  they count in no denominator; veripo extends that to the row modes (``grpo``, ``dr_grpo``, ``luspo``).
 
 Tokens a row does not train (TRL ``mask_truncated_completions``, tree segments trained elsewhere) are a matter of
 ``mask``, not ``keep_mask``: such a row still counts in ``grpo``/``dr_grpo``/``luspo`` (as in TRL).
