@@ -116,7 +116,7 @@ class _Accelerator:
 
 
 def trl_grpo_loss(logps, old, ref, adv, mask, loss_type, beta, grad_accum, steps_per_gen, num_items, max_len,
-                  level="token", delta=None):
+                  level="token", delta=None, is_ratio=None):
     """Run TRL 1.16's own GRPOTrainer._compute_loss with a minimal trainer object (no model: the per-token
     log-probs are returned by the log-prob hook, exactly what a model forward would produce)."""
     def per_token_hook(model, input_ids, attention_mask, logits_to_keep, **kw):
@@ -126,8 +126,8 @@ def trl_grpo_loss(logps, old, ref, adv, mask, loss_type, beta, grad_accum, steps
         model=SimpleNamespace(training=True), _get_per_token_logps_and_entropies=per_token_hook,
         top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level=level, beta=beta,
         args=SimpleNamespace(use_bias_correction_kl=False, delta=delta, steps_per_generation=steps_per_gen),
-        loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.28, use_vllm=False,
-        vllm_importance_sampling_correction=False, current_gradient_accumulation_steps=grad_accum,
+        loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.28, use_vllm=is_ratio is not None,
+        vllm_importance_sampling_correction=is_ratio is not None, current_gradient_accumulation_steps=grad_accum,
         accelerator=_Accelerator(), max_completion_length=max_len, _entropy_bonus_enabled=False,
         aux_loss_enabled=False, _metrics=defaultdict(lambda: defaultdict(list)))
     b, t = logps.shape
@@ -135,6 +135,8 @@ def trl_grpo_loss(logps, old, ref, adv, mask, loss_type, beta, grad_accum, steps
               "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask,
               "advantages": adv, "old_per_token_logps": old, "ref_per_token_logps": ref,
               "num_items_in_batch": torch.tensor(float(num_items))}
+    if is_ratio is not None:
+        inputs["importance_sampling_ratio"] = is_ratio
     return trl_grpo.GRPOTrainer._compute_loss(trainer, None, inputs), trainer._metrics["train"]
 
 
@@ -348,3 +350,33 @@ def test_dynamic_sampling_rows_are_not_rows_of_the_denominator():
     per_token = torch.tensor([[1.0, 1.0], [3.0, 3.0], [5.0, 5.0], [5.0, 5.0]])
     for mode, expected in [("grpo", 2.0), ("dr_grpo", 8 / (2 * 2)), ("luspo", 4.0), ("bnpo", 2.0), ("dapo", 2.0)]:
         assert aggregate_loss(per_token, torch.ones(4, 2), mode, keep_mask=keep).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("level", ["token", "sequence"])
+def test_is_weights_match_trl_importance_sampling_ratio(level):
+    """Sol-RL's cheap-vs-full correction enters the loss as TRL's vLLM importance-sampling ratio does."""
+    from veripo.algos import truncated_is_weights
+    gen = torch.Generator().manual_seed(21)
+    b, t = 5, 6
+    base = -torch.rand(b, t, generator=gen, dtype=torch.float64) * 2
+    old = base + 0.2 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    ref = base + 0.2 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    cheap = old + 0.4 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    adv = torch.randn(b, generator=gen, dtype=torch.float64)
+    mask = (torch.arange(t).unsqueeze(0) < torch.tensor([6, 4, 1, 5, 3]).unsqueeze(1)).long()
+    w = truncated_is_weights(old, cheap, mask, cap=2.0, level=level)
+    theirs_logps = base.clone().requires_grad_(True)
+    theirs, _ = trl_grpo_loss(theirs_logps, old, ref, adv, mask, "dapo", 0.04, 1, 1, int(mask.sum()), max_len=t,
+                              is_ratio=w)
+    ours_logps = base.clone().requires_grad_(True)
+    ours, metrics = get_policy_loss("ppo_clip")(logps=ours_logps, old_logps=old, advantages=adv, mask=mask,
+                                                ref_logps=ref, beta=0.04, clip_low=0.2, clip_high=0.28,
+                                                loss_agg_mode="dapo", is_weights=w)
+    torch.testing.assert_close(ours, theirs, atol=1e-9, rtol=0)
+    theirs.backward()
+    ours.backward()
+    torch.testing.assert_close(ours_logps.grad, theirs_logps.grad, atol=1e-9, rtol=0)
+    assert 0 < metrics["is_weight/mean"] <= 2.0
+    plain, _ = get_policy_loss("ppo_clip")(logps=base, old_logps=old, advantages=adv, mask=mask, ref_logps=ref,
+                                           beta=0.04, loss_agg_mode="dapo")
+    assert abs(float(plain.detach()) - float(ours.detach())) > 1e-4        # the weights change the loss

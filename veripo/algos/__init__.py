@@ -10,6 +10,8 @@ cases and worked numbers: shared/spec/algorithms.md; each function's docstring g
                               ref_chosen_logps=None, ref_rejected_logps=None, **hp) -> losses [B]
     weighted_preference_losses(loss_fn, ..., ld_alpha=, log_sum_sq=)   # TRL's ld_alpha (LD-DPO), use_weighting (WPO)
     filters: overlong_penalty, dynamic_sampling_mask, select_extremes, ...
+    Sol-RL: pool_subset_mask (top/bottom-k per prompt), truncated_is_weights (cheap vs full-precision sampler)
+    value-based: estimators ppo_gae / pdppo (values=, values2=, response_mask=), gae, clipped_value_loss
     controllers: DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator, ARRoLPruner
 """
 from veripo.algos.advantages import (
@@ -62,10 +64,18 @@ from veripo.algos.preference_losses import (
 )
 from veripo.algos.preference_weighting import length_desensitized_weights, weighted_preference_losses, wpo_weights
 from veripo.algos.registry import DuplicateNameError, Registry, UnknownNameError
+from veripo.algos.sol_rl import descending_ranks, pool_subset_mask, truncated_is_weights
+from veripo.algos.value import clipped_value_loss, gae, outcome_token_rewards
 
 register_preference_loss = preference_loss
 
 __all__ = [
+    "truncated_is_weights",
+    "pool_subset_mask",
+    "outcome_token_rewards",
+    "gae",
+    "descending_ranks",
+    "clipped_value_loss",
     "DuplicateNameError",
     "Registry",
     "UnknownNameError",

@@ -31,11 +31,13 @@ ADVANTAGE_ESTIMATORS = Registry("advantage estimator")
 
 @dataclass
 class AdvantageResult:
-    """Output of an advantage estimator: ``advantages``, ``keep_mask`` (False = drop from the loss), ``metrics``."""
+    """Output of an advantage estimator: ``advantages``, ``keep_mask`` (False = drop from the loss), ``metrics``;
+    value-based estimators (``ppo_gae``, ``pdppo``) add ``returns``, the value heads' targets."""
 
     advantages: Tensor
     keep_mask: Tensor
     metrics: dict[str, float] = field(default_factory=dict)
+    returns: Tensor | None = None
 
 
 def register_advantage_estimator(name: str, aliases: tuple[str, ...] = ()) -> Callable:

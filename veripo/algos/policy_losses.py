@@ -91,13 +91,16 @@ def ppo_clip(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: 
              ref_logps: Tensor | None = None, *, clip_low: float = 0.2, clip_high: float | None = None,
              dual_clip: float | None = None, delta: float | None = None, beta: float = 0.0,
              importance_sampling_level: str = "token", loss_agg_mode: str = "dapo",
-             keep_mask: Tensor | None = None, **hp: object) -> tuple[Tensor, dict[str, float]]:
+             keep_mask: Tensor | None = None, is_weights: Tensor | None = None,
+             **hp: object) -> tuple[Tensor, dict[str, float]]:
     """PPO clipped surrogate with decoupled clip range (DAPO clip-higher) and optional dual clip.
 
         rho = exp(logp - old_logp)     (token level; "sequence": exp(masked mean of the log-ratio), GSPO)
         l   = -min(rho A, clip(rho, 1 - clip_low, 1 + clip_high) A)
         dual_clip = c (verl clip_ratio_c, > 1): for A < 0, l = min(l, -c A)     (Ye et al. 2020)
         delta (TRL two-sided clipping): rho := min(rho, delta) in the unclipped branch
+        is_weights w ([N, T] or [N, 1], optional): l := w * l, a sampler/learner mismatch correction such as
+            ``sol_rl.truncated_is_weights`` (TRL's ``importance_sampling_ratio``; applied before the KL term)
         + beta * k3(logp, ref_logp)    (per token; needs ref_logps when beta != 0)
     Schulman et al. 2017 (arXiv 1707.06347); DAPO clip-higher: Yu et al. 2025 (arXiv 2503.14476), defaults
     clip_low=0.2, clip_high=0.28 (clip_high=None means symmetric). Without ``dual_clip`` and ``delta`` this is
@@ -122,6 +125,10 @@ def ppo_clip(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: 
         is_dual = (adv < 0) & (capped < per_token)
         per_token = torch.where(adv < 0, capped, per_token)
         metrics["clip_frac/dual"] = _stat_mean(is_dual, m)
+    if is_weights is not None:
+        w = is_weights.detach().to(per_token.dtype)
+        per_token = per_token * w
+        metrics["is_weight/mean"] = _stat_mean(w, m)
     per_token = _add_kl(per_token, logps, ref_logps, beta, m, metrics)
     loss = _aggregate(per_token, m, loss_agg_mode, hp, keep_mask)
     with torch.no_grad():
