@@ -22,8 +22,14 @@ from veripo.algos.advantages import (
     scalar_rewards,
 )
 from veripo.algos.aggregation import aggregate_loss, masked_mean
+from veripo.errors import VeripoError
 
 COMBINE_MODES = ("min", "mean", "max_advantage")
+
+
+class MissingValuesError(VeripoError, ValueError):
+    """A value-based estimator was called without the value heads' estimates (config asks for ``ppo_gae`` /
+    ``pdppo`` but the stage does not compute values)."""
 
 
 def gae(token_rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0,
@@ -76,7 +82,8 @@ def _inputs(rewards: Tensor, values: Tensor | None, response_mask: Tensor | None
             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(rewards with NaN -> 0, mask with unscored rows cleared, valid rows, float values)."""
     if values is None:
-        raise ValueError(f"{name} needs values=[N, T]: the value head's estimate before each completion token")
+        raise MissingValuesError(f"advantage estimator {name!r} needs values=[N, T] (the value heads' estimate before "
+                                 "each completion token); the stage must compute them with veripo.models.value_heads")
     if values.dim() != 2:
         raise ValueError(f"{name}: values must be [N, T], got shape {tuple(values.shape)}")
     v = values.detach() if values.is_floating_point() else values.detach().float()
@@ -138,7 +145,8 @@ def pdppo(rewards: Tensor, group_ids: Tensor, values: Tensor | None = None, valu
     if combine not in COMBINE_MODES:
         raise ValueError(f"pdppo combine must be one of {COMBINE_MODES}, got {combine!r}")
     if values2 is None:
-        raise ValueError("pdppo needs values2=[N, T]: the second value head's estimates (values= is the first)")
+        raise MissingValuesError("advantage estimator 'pdppo' needs values2=[N, T]: the second value head's "
+                                 "estimates (values= is the first)")
     if values is not None and values2.shape != values.shape:
         raise ValueError(f"pdppo: values {tuple(values.shape)} and values2 {tuple(values2.shape)} differ in shape")
     r, mask, valid, v1 = _inputs(rewards, values, response_mask, "pdppo")
