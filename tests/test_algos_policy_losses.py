@@ -286,8 +286,8 @@ def test_mc_grpo_pivot_is_not_a_row_of_the_grpo_mean_hand_numbers():
     a = get_advantage_estimator("mc_grpo")(torch.tensor(MC_REWARDS[:5]), torch.zeros(5, dtype=torch.long))
     logps = torch.zeros(5, 3, requires_grad=True)
     for mode in ("grpo", "dr_grpo", "bnpo", "dapo"):
-        loss, _ = get_policy_loss("ppo_clip")(logps=logps, old_logps=None, advantages=a.advantages, mask=torch.ones(5, 3),
-                                              keep_mask=a.keep_mask, loss_agg_mode=mode)
+        loss, _ = get_policy_loss("ppo_clip")(logps=logps, old_logps=None, advantages=a.advantages,
+                                              mask=torch.ones(5, 3), keep_mask=a.keep_mask, loss_agg_mode=mode)
         assert loss.item() == pytest.approx(0.998004, abs=1e-5), mode
 
 

@@ -58,7 +58,8 @@ def pool_subset_mask(rewards: Tensor, group_ids: Tensor, keep_top: int, keep_bot
         raise ValueError(f"keep_top and keep_bottom must be >= 0, got {keep_top} and {keep_bottom}")
     rewards = torch.as_tensor(rewards)
     if rewards.dim() != 1 or rewards.shape != group_ids.shape:
-        raise ValueError(f"rewards and group_ids must both be [N]; got {tuple(rewards.shape)} and {tuple(group_ids.shape)}")
+        raise ValueError(f"rewards and group_ids must both be [N]; got {tuple(rewards.shape)} and "
+                         f"{tuple(group_ids.shape)}")
     rank, n = descending_ranks(rewards.to(torch.float64), group_ids)
     scored = ~torch.isnan(rewards)
     return scored & ((rank < keep_top) | (rank >= n - keep_bottom))
@@ -69,7 +70,8 @@ def truncated_is_weights(full_logps: Tensor, cheap_logps: Tensor, mask: Tensor, 
     """Truncated importance weights between the cheap sampler and the full-precision policy (detached).
 
         token level:     w_it = min(pi_full(y_it) / pi_cheap(y_it), cap) = min(exp(logp_full_it - logp_cheap_it), cap)
-        sequence level:  w_i  = min(prod_t pi_full / pi_cheap, cap)   = min(exp(sum_t m_it (logp_full - logp_cheap)), cap)
+        sequence level:  w_i  = min(prod_t pi_full / pi_cheap, cap)
+                              = min(exp(sum_t m_it (logp_full_it - logp_cheap_it)), cap)
         mode="mask":     w := 0 where the ratio is above ``cap`` (or below ``floor``), else the ratio itself
 
     Truncated importance sampling (TIS) for a sampler/learner mismatch: Yao et al. 2025, "Your efficient RL

@@ -36,7 +36,7 @@ def gae(token_rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0,
         lam: float = 0.95) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation over the masked tokens of each row (Schulman et al. 2016, arXiv 1506.02438):
 
-        delta_t = r_t + gamma * V_{t'} - V_t          t' = the next masked-in position of the row (V := 0 after the last)
+        delta_t = r_t + gamma * V_{t'} - V_t       t' = the row's next masked-in position (V := 0 after the last)
         A_t     = delta_t + gamma * lam * A_{t'}      (A := 0 after the last)
         returns_t = A_t + V_t                         (the lambda-return, the value target)
 
@@ -116,7 +116,8 @@ def ppo_gae(rewards: Tensor, group_ids: Tensor, values: Tensor | None = None,
     1506.02438; the RLHF form of Ouyang et al. 2022 with the reward on the last token).
 
         r_t = rewards on the last completion token (+ token_rewards_t);  A, returns = gae(r, values, mask, gamma, lam)
-        whiten: A := masked_whiten(A, mask)  (token-weighted mean 0, unbiased std 1; verl ``compute_gae_advantage_return``)
+        whiten: A := masked_whiten(A, mask)   (token-weighted mean 0, unbiased std 1;
+                                               verl ``compute_gae_advantage_return``)
     Defaults: gamma=1.0, lam=0.95 (TRL PPOTrainer; verl uses lam=1.0). ``returns`` [N, T] is the value target of
     ``clipped_value_loss``. An unscored (NaN) reward: the row gets A = returns = 0 and keep_mask False.
     """
