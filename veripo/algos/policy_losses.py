@@ -25,8 +25,8 @@ from veripo.algos.groups import Groups
 from veripo.algos.registry import Registry
 
 POLICY_LOSSES = Registry("policy loss")
-_AGG_KEYS = ("num_items_in_batch", "num_rows_in_batch", "num_processes", "grad_accum_steps", "steps_per_generation",
-             "max_completion_length")
+_AGG_KEYS = ("num_items_in_batch", "num_rows_in_batch", "num_processes", "grad_accum_steps",
+             "steps_per_generation", "max_completion_length")
 
 
 def register_policy_loss(name: str, aliases: tuple[str, ...] = ()) -> Callable:
