@@ -314,3 +314,26 @@ def test_vectorised_matches_per_group_loop(name, seed):
     r = torch.randint(0, 4, (40,), generator=gen).double() / 3 + (torch.rand(40, generator=gen, dtype=torch.float64)
                                                                   if seed == 2 else 0)
     close(adv(name, r, g).advantages, _loop_reference(name, r, g), atol=1e-9)
+
+
+def _awm_tracker(prompts, rewards, global_std, clip=5.0, adv_max=1.0):
+    """AWM's advantages re-derived from scxue/advantage_weighted_matching ``flow_grpo/stat_tracking.py``
+    (``PerPromptStatTracker.update`` after ``clear()``) and ``scripts/train_sd3_awm.py`` (clip to +-adv_clip_max,
+    rescale to advantage_max): mean over the prompt's samples; std = np.std (population) of ALL rewards when
+    global_std, else of the prompt's samples; both + 1e-4."""
+    prompts, rewards = np.asarray(prompts), np.asarray(rewards, dtype=np.float64)
+    out = np.zeros_like(rewards)
+    for p in np.unique(prompts):
+        sel = prompts == p
+        std = (np.std(rewards) if global_std else np.std(rewards[sel])) + 1e-4
+        out[sel] = (rewards[sel] - rewards[sel].mean()) / std
+    return np.clip(out, -clip, clip) / clip * adv_max
+
+
+@pytest.mark.parametrize("global_std", [True, False])
+def test_awm_matches_the_authors_tracker_including_single_sample_prompts(global_std):
+    g = [0, 0, 0, 1, 2, 2, 3]                       # prompts 1 and 3 have ONE sample each
+    r = [1.0, 0.0, 0.5, 0.9, 0.2, 0.6, 0.1]
+    out = adv("awm", r, g, global_std=global_std)
+    close(out.advantages, _awm_tracker(g, r, global_std), atol=1e-9)
+    assert out.advantages[3] == 0 and out.advantages[6] == 0   # was 0.9/5 = 0.18 with singleton "raw"

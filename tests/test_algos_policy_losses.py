@@ -116,7 +116,7 @@ class _Accelerator:
 
 
 def trl_grpo_loss(logps, old, ref, adv, mask, loss_type, beta, grad_accum, steps_per_gen, num_items, max_len,
-                  level="token", delta=None):
+                  level="token", delta=None, is_ratio=None):
     """Run TRL 1.16's own GRPOTrainer._compute_loss with a minimal trainer object (no model: the per-token
     log-probs are returned by the log-prob hook, exactly what a model forward would produce)."""
     def per_token_hook(model, input_ids, attention_mask, logits_to_keep, **kw):
@@ -126,8 +126,8 @@ def trl_grpo_loss(logps, old, ref, adv, mask, loss_type, beta, grad_accum, steps
         model=SimpleNamespace(training=True), _get_per_token_logps_and_entropies=per_token_hook,
         top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level=level, beta=beta,
         args=SimpleNamespace(use_bias_correction_kl=False, delta=delta, steps_per_generation=steps_per_gen),
-        loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.28, use_vllm=False,
-        vllm_importance_sampling_correction=False, current_gradient_accumulation_steps=grad_accum,
+        loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.28, use_vllm=is_ratio is not None,
+        vllm_importance_sampling_correction=is_ratio is not None, current_gradient_accumulation_steps=grad_accum,
         accelerator=_Accelerator(), max_completion_length=max_len, _entropy_bonus_enabled=False,
         aux_loss_enabled=False, _metrics=defaultdict(lambda: defaultdict(list)))
     b, t = logps.shape
@@ -135,6 +135,8 @@ def trl_grpo_loss(logps, old, ref, adv, mask, loss_type, beta, grad_accum, steps
               "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask,
               "advantages": adv, "old_per_token_logps": old, "ref_per_token_logps": ref,
               "num_items_in_batch": torch.tensor(float(num_items))}
+    if is_ratio is not None:
+        inputs["importance_sampling_ratio"] = is_ratio
     return trl_grpo.GRPOTrainer._compute_loss(trainer, None, inputs), trainer._metrics["train"]
 
 
@@ -248,3 +250,133 @@ def test_awm_advantage_weighted_loss_worked_example():
     assert loss.item() == pytest.approx(-0.016327, abs=1e-6)
     loss.backward()
     assert torch.allclose(logps.grad.flatten(), -a.advantages.float() / 5)
+
+
+# ---------------------------------------------------------------- masked rows (MC-GRPO pivots, filtered rollouts)
+
+def _mc_grpo_authors(rewards, n):
+    """MC-GRPO's advantages and pivots, re-derived from lotusroot-kim/MC-GRPO ``src/open_r1/grpo_trainer_math.py``
+    (``_generate_and_score_completions`` with ``mc=True``, train mode): per group of n = G+1, m = torch.median
+    (lower middle), MAD = median |r - m| + 1e-3, A = (r - m) / MAD (no std scaling); the median's row is sliced
+    out of every tensor before ``_compute_loss``. The groups here have a unique median, so the pivot is defined."""
+    r = np.asarray(rewards, dtype=np.float64).reshape(-1, n)
+    med = np.sort(r, axis=1)[:, (n - 1) // 2]
+    mad = np.sort(np.abs(r - med[:, None]), axis=1)[:, (n - 1) // 2] + 1e-3
+    adv = ((r - med[:, None]) / mad[:, None]).reshape(-1)
+    pivot = (r == med[:, None]).reshape(-1)
+    return torch.tensor(adv), torch.tensor(~pivot)
+
+
+MC_REWARDS = [2.0, 0.0, 1.5, 2.0, 0.0, 0.1, 0.7, 0.4, 0.9, 0.3]   # G = 4: two groups of G+1 = 5, medians 1.5, 0.4
+
+
+def test_mc_grpo_advantages_and_pivots_match_the_authors_formula():
+    ours = get_advantage_estimator("mc_grpo")(torch.tensor(MC_REWARDS, dtype=torch.float64),
+                                              torch.arange(2).repeat_interleave(5))
+    adv, keep = _mc_grpo_authors(MC_REWARDS, 5)
+    torch.testing.assert_close(ours.advantages, adv)
+    assert ours.keep_mask.tolist() == keep.tolist()
+
+
+def test_mc_grpo_pivot_is_not_a_row_of_the_grpo_mean_hand_numbers():
+    # one group, G = 4 (5 rollouts), on-policy, every rollout 3 tokens: per-token loss = -A.
+    # A = [0.998004, -2.994012, 0 (pivot), 0.998004, -2.994012]; the authors drop the pivot, so
+    # grpo = -(0.998004 - 2.994012 + 0.998004 - 2.994012) / 4 = 0.998004   (counting the pivot: /5 = 0.798403)
+    # dr_grpo (T = 3) = sum_i 3 * (-A_i) / (4 * 3) = 0.998004 as well.
+    a = get_advantage_estimator("mc_grpo")(torch.tensor(MC_REWARDS[:5]), torch.zeros(5, dtype=torch.long))
+    logps = torch.zeros(5, 3, requires_grad=True)
+    for mode in ("grpo", "dr_grpo", "bnpo", "dapo"):
+        loss, _ = get_policy_loss("ppo_clip")(logps=logps, old_logps=None, advantages=a.advantages,
+                                              mask=torch.ones(5, 3), keep_mask=a.keep_mask, loss_agg_mode=mode)
+        assert loss.item() == pytest.approx(0.998004, abs=1e-5), mode
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "luspo"])
+@pytest.mark.parametrize("beta,grad_accum,steps_per_gen", [(0.0, 1, 1), (0.04, 2, 2)])
+def test_masked_rows_equal_trl_loss_on_the_batch_with_those_rows_deleted(loss_type, beta, grad_accum, steps_per_gen):
+    """The authors' MC-GRPO fork slices the pivots out and then runs TRL's ``_compute_loss`` (same aggregation
+    code as TRL 1.16): veripo's keep_mask must give the same loss and gradient for every aggregation mode."""
+    gen = torch.Generator().manual_seed(11)
+    b, t = 10, 7
+    base = -torch.rand(b, t, generator=gen, dtype=torch.float64) * 2
+    old = base + 0.3 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    ref = base + 0.2 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    adv, keep = _mc_grpo_authors(MC_REWARDS, 5)
+    adv = adv / 3                                   # keep ratios in a range where clipping is mixed
+    lengths = torch.tensor([7, 3, 5, 1, 6, 2, 7, 4, 5, 3])
+    mask = (torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)).long()
+    kept_items = int(mask[keep].sum())
+    theirs_logps = base.clone().requires_grad_(True)
+    theirs, _ = trl_grpo_loss(theirs_logps[keep], old[keep], ref[keep], adv[keep], mask[keep], loss_type, beta,
+                              grad_accum, steps_per_gen, kept_items, max_len=t)
+    ours_logps = base.clone().requires_grad_(True)
+    ours, _ = get_policy_loss("ppo_clip")(
+        logps=ours_logps, old_logps=old, advantages=adv, mask=mask, ref_logps=ref, keep_mask=keep, beta=beta,
+        clip_low=0.2, clip_high=0.28, loss_agg_mode=loss_type, grad_accum_steps=grad_accum,
+        steps_per_generation=steps_per_gen, num_items_in_batch=kept_items, max_completion_length=t)
+    torch.testing.assert_close(ours, theirs, atol=1e-9, rtol=0)
+    theirs.backward()
+    ours.backward()
+    torch.testing.assert_close(ours_logps.grad, theirs_logps.grad, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["grpo", "dr_grpo", "luspo"])
+def test_num_rows_in_batch_weights_uneven_micro_batches_like_the_deleted_batch(mode):
+    gen = torch.Generator().manual_seed(5)
+    per_token = torch.randn(6, 4, generator=gen, dtype=torch.float64)
+    mask = (torch.arange(4).unsqueeze(0) < torch.tensor([4, 2, 3, 1, 4, 2]).unsqueeze(1)).double()
+    keep = torch.tensor([True, False, True, True, True, False])
+    whole = aggregate_loss(per_token[keep], mask[keep], mode, max_completion_length=4)
+    # three micro-batches of 2 rows keep 1, 2 and 1 rows: per-micro-batch means would weight them unevenly
+    parts = sum(aggregate_loss(per_token[s:s + 2], mask[s:s + 2], mode, keep_mask=keep[s:s + 2], grad_accum_steps=3,
+                               num_rows_in_batch=int(keep.sum()), max_completion_length=4) for s in (0, 2, 4))
+    torch.testing.assert_close(parts, whole)
+    uneven = sum(aggregate_loss(per_token[s:s + 2], mask[s:s + 2], mode, keep_mask=keep[s:s + 2],
+                                grad_accum_steps=3, max_completion_length=4) for s in (0, 2, 4))
+    assert abs(float(uneven - whole)) > 1e-3      # the per-micro-batch (TRL) weighting differs on this batch
+
+
+def test_keep_mask_shape_is_checked():
+    with pytest.raises(ValueError, match="keep_mask must be"):
+        aggregate_loss(torch.ones(2, 3), torch.ones(2, 3), "grpo", keep_mask=torch.ones(3, dtype=torch.bool))
+
+
+def test_dynamic_sampling_rows_are_not_rows_of_the_denominator():
+    """DAPO (verl recipe) deletes zero-spread groups from the batch: rows masked by ``dynamic_sampling_mask`` count
+    in no denominator. Group 0 = [1, 0] (kept), group 1 = [1, 1] (dropped); per-token loss 1 on row 0, 3 on row 1."""
+    from veripo.algos import dynamic_sampling_mask
+    keep = dynamic_sampling_mask(torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1]))
+    assert keep.tolist() == [True, True, False, False]
+    per_token = torch.tensor([[1.0, 1.0], [3.0, 3.0], [5.0, 5.0], [5.0, 5.0]])
+    for mode, expected in [("grpo", 2.0), ("dr_grpo", 8 / (2 * 2)), ("luspo", 4.0), ("bnpo", 2.0), ("dapo", 2.0)]:
+        assert aggregate_loss(per_token, torch.ones(4, 2), mode, keep_mask=keep).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("level", ["token", "sequence"])
+def test_is_weights_match_trl_importance_sampling_ratio(level):
+    """Sol-RL's cheap-vs-full correction enters the loss as TRL's vLLM importance-sampling ratio does."""
+    from veripo.algos import truncated_is_weights
+    gen = torch.Generator().manual_seed(21)
+    b, t = 5, 6
+    base = -torch.rand(b, t, generator=gen, dtype=torch.float64) * 2
+    old = base + 0.2 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    ref = base + 0.2 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    cheap = old + 0.4 * torch.randn(b, t, generator=gen, dtype=torch.float64)
+    adv = torch.randn(b, generator=gen, dtype=torch.float64)
+    mask = (torch.arange(t).unsqueeze(0) < torch.tensor([6, 4, 1, 5, 3]).unsqueeze(1)).long()
+    w = truncated_is_weights(old, cheap, mask, cap=2.0, level=level)
+    theirs_logps = base.clone().requires_grad_(True)
+    theirs, _ = trl_grpo_loss(theirs_logps, old, ref, adv, mask, "dapo", 0.04, 1, 1, int(mask.sum()), max_len=t,
+                              is_ratio=w)
+    ours_logps = base.clone().requires_grad_(True)
+    ours, metrics = get_policy_loss("ppo_clip")(logps=ours_logps, old_logps=old, advantages=adv, mask=mask,
+                                                ref_logps=ref, beta=0.04, clip_low=0.2, clip_high=0.28,
+                                                loss_agg_mode="dapo", is_weights=w)
+    torch.testing.assert_close(ours, theirs, atol=1e-9, rtol=0)
+    theirs.backward()
+    ours.backward()
+    torch.testing.assert_close(ours_logps.grad, theirs_logps.grad, atol=1e-9, rtol=0)
+    assert 0 < metrics["is_weight/mean"] <= 2.0
+    plain, _ = get_policy_loss("ppo_clip")(logps=base, old_logps=old, advantages=adv, mask=mask, ref_logps=ref,
+                                           beta=0.04, loss_agg_mode="dapo")
+    assert abs(float(plain.detach()) - float(ours.detach())) > 1e-4        # the weights change the loss

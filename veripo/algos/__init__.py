@@ -10,6 +10,8 @@ cases and worked numbers: shared/spec/algorithms.md; each function's docstring g
                               ref_chosen_logps=None, ref_rejected_logps=None, **hp) -> losses [B]
     weighted_preference_losses(loss_fn, ..., ld_alpha=, log_sum_sq=)   # TRL's ld_alpha (LD-DPO), use_weighting (WPO)
     filters: overlong_penalty, dynamic_sampling_mask, select_extremes, ...
+    Sol-RL: pool_subset_mask (top/bottom-k per prompt), truncated_is_weights (cheap vs full-precision sampler)
+    value-based: estimators ppo_gae / pdppo (values=, values2=, response_mask=), gae, clipped_value_loss
     controllers: DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator, ARRoLPruner
 """
 from veripo.algos.advantages import (
@@ -62,6 +64,8 @@ from veripo.algos.preference_losses import (
 )
 from veripo.algos.preference_weighting import length_desensitized_weights, weighted_preference_losses, wpo_weights
 from veripo.algos.registry import DuplicateNameError, Registry, UnknownNameError
+from veripo.algos.sol_rl import descending_ranks, pool_subset_mask, truncated_is_weights
+from veripo.algos.value import clipped_value_loss, gae, outcome_token_rewards
 
 register_preference_loss = preference_loss
 
@@ -85,9 +89,12 @@ __all__ = [
     "aggregate_loss",
     "bin_mean_losses",
     "brain_loss",
+    "clipped_value_loss",
     "combine_preference_losses",
+    "descending_ranks",
     "drpo_gradient_coefficients",
     "dynamic_sampling_mask",
+    "gae",
     "get_advantage_estimator",
     "get_policy_loss",
     "get_preference_loss",
@@ -100,7 +107,9 @@ __all__ = [
     "list_preference_losses",
     "loss_needs_reference",
     "masked_mean",
+    "outcome_token_rewards",
     "overlong_penalty",
+    "pool_subset_mask",
     "preference_loss",
     "preference_metrics",
     "register_advantage_estimator",
@@ -110,6 +119,7 @@ __all__ = [
     "smoothed_preference_prob",
     "sqrt_law_allocation",
     "student_t_quantile",
+    "truncated_is_weights",
     "valid_binary_group_mask",
     "weighted_preference_losses",
     "wpo_weights",

@@ -34,11 +34,13 @@ ADVANTAGE_ESTIMATORS = Registry("advantage estimator")
 
 @dataclass
 class AdvantageResult:
-    """Output of an advantage estimator: ``advantages``, ``keep_mask`` (False = drop from the loss), ``metrics``."""
+    """Output of an advantage estimator: ``advantages``, ``keep_mask`` (False = drop from the loss), ``metrics``;
+    value-based estimators (``ppo_gae``, ``pdppo``) add ``returns``, the value heads' targets."""
 
     advantages: Tensor
     keep_mask: Tensor
     metrics: dict[str, float] = field(default_factory=dict)
+    returns: Tensor | None = None
 
 
 def register_advantage_estimator(name: str, aliases: tuple[str, ...] = ()) -> Callable:
@@ -359,12 +361,15 @@ def awm(rewards: Tensor, group_ids: Tensor, eps: float = 1e-4, global_std: bool 
 
         A = (r - mean_prompt r) / (std + eps)   std = POPULATION std (ddof=0), of the whole batch if global_std
         A = clip(A, -adv_clip_max, adv_clip_max) / adv_clip_max * advantage_max
-    Constant prompt -> A=0; constant batch -> 0/(0+eps) = 0. Pair with ``get_policy_loss("awm")``.
+    Constant prompt -> A=0; constant batch -> 0/(0+eps) = 0. A prompt with ONE sample is a constant prompt: the
+    tracker's mean of its one reward is that reward, so A=0 (scxue/advantage_weighted_matching
+    ``flow_grpo/stat_tracking.py``, ``PerPromptStatTracker.update``), whatever ``global_std``.
+    Pair with ``get_policy_loss("awm")``.
     """
     r = scalar_rewards(rewards, reward_weights)
     groups = Groups.of(group_ids)
     adv = group_normalize(r, groups, eps, unbiased=False, scale="batch" if global_std else "group",
-                          singleton="raw")
+                          singleton="zero")
     adv = adv.clamp(-adv_clip_max, adv_clip_max) / adv_clip_max * advantage_max
     return _finish(adv, ~torch.isnan(r), **_group_metrics(r, groups))
 

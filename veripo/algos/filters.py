@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from veripo.algos.groups import Groups
+from veripo.algos.sol_rl import descending_ranks
 from veripo.errors import VeripoError
 
 
@@ -49,12 +50,14 @@ def valid_binary_group_mask(rewards: Tensor, group_ids: Tensor) -> Tensor:
 
 
 def select_extremes(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Sol-RL selection: indices of the top-k and bottom-k scores of a candidate pool (Li et al. 2026,
-    arXiv 2604.06916). Ties break by position (stable). If the pool has fewer than 2k items the bottom set
-    drops indices already in the top set (no duplicates). Returns (top [k], bottom [<=k]), best/worst first.
+    """Sol-RL selection on ONE pool: indices of the top-k and bottom-k scores (Li et al. 2026, arXiv 2604.06916).
+    Ties break by position (``veripo.algos.sol_rl.descending_ranks``; per-prompt pools: ``pool_subset_mask``).
+    If the pool has fewer than 2k items the bottom set drops indices already in the top set (no duplicates).
+    Returns (top [k], bottom [<=k]), each in descending score order.
     Spec A11: scores [0.1,0.9,0.5,0.3,0.7,0.2,0.8,0.4], k=2 -> top [1, 6], bottom [5, 0].
     """
-    order = torch.sort(-scores, stable=True).indices
+    rank, _ = descending_ranks(scores, torch.zeros(len(scores), dtype=torch.long, device=scores.device))
+    order = torch.argsort(rank)
     top = order[:k]
     rest = order[k:]
     bottom = rest[len(rest) - min(k, len(rest)):] if k > 0 else rest[:0]

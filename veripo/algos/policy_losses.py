@@ -3,8 +3,9 @@
 * ``logps`` [N, T]: log pi_theta of the sampled tokens (with grad). ``old_logps`` [N, T]: the sampling policy's
   (None = ``logps.detach()``, i.e. on-policy, ratio 1). ``advantages``: [N] (broadcast over tokens) or [N, T].
   ``mask`` [N, T]: completion tokens that count. ``ref_logps`` [N, T]: the reference policy, only for the KL.
-* ``keep_mask`` (bool [N], optional hparam): rows an advantage estimator filtered out; they are removed from
-  the loss mask, so they add nothing and do not count in a token-mean denominator.
+* ``keep_mask`` (bool [N], optional hparam): rows an advantage estimator or filter dropped (MC-GRPO pivots,
+  GD²PO conflicts, DAPO dynamic sampling); they add nothing and count in no denominator, neither tokens nor rows
+  (``aggregate_loss``'s "Masked rows": the loss of the batch with those rows deleted, as the methods' code does).
 * Aggregation: ``loss_agg_mode`` plus the keyword arguments of ``aggregate_loss`` (num_items_in_batch,
   grad_accum_steps, ...).
 * ``metrics``: python floats -- clip fractions, ratio stats, kl, and the loss itself.
@@ -25,8 +26,8 @@ from veripo.algos.registry import Registry
 from veripo.options import forwards_kwargs
 
 POLICY_LOSSES = Registry("policy loss")
-_AGG_KEYS = ("num_items_in_batch", "num_processes", "grad_accum_steps", "steps_per_generation",
-             "max_completion_length")
+_AGG_KEYS = ("num_items_in_batch", "num_rows_in_batch", "num_processes", "grad_accum_steps",
+             "steps_per_generation", "max_completion_length")
 
 
 def register_policy_loss(name: str, aliases: tuple[str, ...] = ()) -> Callable:
@@ -82,8 +83,8 @@ def _stat_mean(x: Tensor, m: Tensor) -> float:
     return float(masked_mean(x.expand_as(m), m))
 
 
-def _aggregate(per_token: Tensor, m: Tensor, mode: str, hp: dict) -> Tensor:
-    return aggregate_loss(per_token, m, mode, **{k: hp[k] for k in _AGG_KEYS if k in hp})
+def _aggregate(per_token: Tensor, m: Tensor, mode: str, hp: dict, keep_mask: Tensor | None) -> Tensor:
+    return aggregate_loss(per_token, m, mode, keep_mask=keep_mask, **{k: hp[k] for k in _AGG_KEYS if k in hp})
 
 
 @register_policy_loss("ppo_clip", aliases=("grpo", "dapo", "ppo"))
@@ -92,13 +93,16 @@ def ppo_clip(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: 
              ref_logps: Tensor | None = None, *, clip_low: float = 0.2, clip_high: float | None = None,
              dual_clip: float | None = None, delta: float | None = None, beta: float = 0.0,
              importance_sampling_level: str = "token", loss_agg_mode: str = "dapo",
-             keep_mask: Tensor | None = None, **hp: object) -> tuple[Tensor, dict[str, float]]:
+             keep_mask: Tensor | None = None, is_weights: Tensor | None = None,
+             **hp: object) -> tuple[Tensor, dict[str, float]]:
     """PPO clipped surrogate with decoupled clip range (DAPO clip-higher) and optional dual clip.
 
         rho = exp(logp - old_logp)     (token level; "sequence": exp(masked mean of the log-ratio), GSPO)
         l   = -min(rho A, clip(rho, 1 - clip_low, 1 + clip_high) A)
         dual_clip = c (verl clip_ratio_c, > 1): for A < 0, l = min(l, -c A)     (Ye et al. 2020)
         delta (TRL two-sided clipping): rho := min(rho, delta) in the unclipped branch
+        is_weights w ([N, T] or [N, 1], optional): l := w * l, a sampler/learner mismatch correction such as
+            ``sol_rl.truncated_is_weights`` (TRL's ``importance_sampling_ratio``; applied before the KL term)
         + beta * k3(logp, ref_logp)    (per token; needs ref_logps when beta != 0)
     Schulman et al. 2017 (arXiv 1707.06347); DAPO clip-higher: Yu et al. 2025 (arXiv 2503.14476), defaults
     clip_low=0.2, clip_high=0.28 (clip_high=None means symmetric). Without ``dual_clip`` and ``delta`` this is
@@ -123,8 +127,12 @@ def ppo_clip(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: 
         is_dual = (adv < 0) & (capped < per_token)
         per_token = torch.where(adv < 0, capped, per_token)
         metrics["clip_frac/dual"] = _stat_mean(is_dual, m)
+    if is_weights is not None:
+        w = is_weights.detach().to(per_token.dtype)
+        per_token = per_token * w
+        metrics["is_weight/mean"] = _stat_mean(w, m)
     per_token = _add_kl(per_token, logps, ref_logps, beta, m, metrics)
-    loss = _aggregate(per_token, m, loss_agg_mode, hp)
+    loss = _aggregate(per_token, m, loss_agg_mode, hp, keep_mask)
     with torch.no_grad():
         r = ratio.detach()
         low = (r < 1 - clip_low) & (adv < 0)
@@ -158,7 +166,7 @@ def awm(logps: Tensor, old_logps: Tensor | None, advantages: Tensor, mask: Tenso
     _, adv, m = _prepare(logps, old_logps, advantages, mask, keep_mask)
     metrics: dict[str, float] = {}
     per_token = _add_kl(-adv * logps, logps, ref_logps, beta, m, metrics)
-    loss = _aggregate(per_token, m, loss_agg_mode, hp)
+    loss = _aggregate(per_token, m, loss_agg_mode, hp, keep_mask)
     metrics["loss"] = float(loss.detach())
     return loss, metrics
 
