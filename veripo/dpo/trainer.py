@@ -23,7 +23,7 @@ from veripo.algos.preference_weighting import check_weighting, weighted_preferen
 from veripo.config import save_config
 from veripo.data.schema import Sample
 from veripo.dpo.config import DPOConfig
-from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores
+from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores, readable_pairs
 from veripo.io_utils import atomic_write_json
 from veripo.records import PairRecord
 from veripo.rollout.prompt_batch import build_prompt_batch
@@ -35,6 +35,7 @@ from veripo.train.distributed import TrainEngine, all_reduce_mean, init_distribu
 from veripo.train.metrics import MetricsLogger, progress
 from veripo.train.optim import build_optimizer, build_scheduler
 from veripo.train.policy_setup import load_trainable_policy, model_device
+from veripo.train.resume_guard import check_resume_config
 from veripo.video.cache import FrameCache
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ class DPOTrainer:
         self.model, self.processor = model, processor
         self.tok = processor.tokenizer
         self.errors: list[str] = []
-        pairs = load_pairs(cfg.pairs_file, self.errors)
+        self.cache = FrameCache()
+        pairs = readable_pairs(load_pairs(cfg.pairs_file, self.errors, strict=cfg.strict), self.cache, cfg.video,
+                               self.errors, strict=cfg.strict)
         if not pairs:
             raise ValueError(f"{cfg.pairs_file}: no usable pairs ({len(self.errors)} bad rows)")
         self.train_pairs = [p for p in pairs if not is_heldout(p[0].pair_id, cfg.heldout_fraction)]
@@ -77,7 +80,6 @@ class DPOTrainer:
         self.needs_guidance = "tgdpo" in names
         self.needs_revision = "srpo" in names
         check_weighting(names, cfg.loss.use_weighting, cfg.loss.ld_alpha)
-        self.cache = FrameCache()
         self.steps = max(1, int(round(len(self.train_pairs) * cfg.epochs / cfg.batch_size)))
         self.sampler = PromptSampler(self.train_pairs, min(cfg.batch_size, len(self.train_pairs)), cfg.seed)
         self.optimizer = build_optimizer(self.model, cfg.optim)
@@ -253,6 +255,8 @@ class DPOTrainer:
     def train(self, resume: bool = False) -> dict[str, Any]:
         cfg, engine = self.cfg, self.engine
         self.out.mkdir(parents=True, exist_ok=True)
+        if resume:  # refuse a changed config unless --force-config (veripo/train/resume_guard.py)
+            check_resume_config(self.out, cfg, force=getattr(self, "force_config", False))
         marker = self.out / "final" / "done.json"
         if resume and marker.exists():
             return json.loads(marker.read_text())

@@ -65,6 +65,7 @@ from veripo.train.distributed import (TrainEngine, all_gather_objects, all_reduc
 from veripo.train.metrics import MetricsLogger, progress
 from veripo.train.optim import build_optimizer, build_scheduler
 from veripo.train.policy_setup import load_trainable_policy, model_device
+from veripo.train.resume_guard import check_resume_config
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ def micro_batches(group_ids: list[int], size: int, whole_groups: bool = False) -
 
 
 def load_training_rows(cfg: GRPOConfig, errors: list[str]) -> list[Sample]:
-    rows = load_samples(cfg.data.train_file, strict=cfg.data.strict, root=cfg.data.root, errors=errors)
+    rows = load_samples(cfg.data.train_file, strict=cfg.data.strict, root=cfg.data.root, errors=errors,
+                        max_prompt_chars=cfg.data.max_prompt_chars)
     if cfg.data.exclude_ids_file:
         drop = set(Path(cfg.data.exclude_ids_file).read_text().split())
         rows = [r for r in rows if r.problem_id not in drop]
@@ -195,6 +197,8 @@ class GRPOTrainer:
     def train(self, resume: bool = False) -> dict[str, Any]:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:  # refuse a changed config unless --force-config (veripo/train/resume_guard.py)
+            check_resume_config(self.run_dir, cfg, force=getattr(self, "force_config", False))
         done_marker = self.run_dir / "final" / "done.json"
         if resume and done_marker.exists():
             log.info("%s: already finished; nothing to do", self.run_dir)

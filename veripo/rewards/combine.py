@@ -5,15 +5,24 @@
 Each component is returned separately so that decoupled estimators (GDPO / GD²PO, spec/algorithms.md
 A3-A4) can normalise them one by one. Default: accuracy 1.0 + format 0.5, i.e. VerIPO / MM-EUREKA's
 ``r = r_a + r_f`` with ``r_f in {0, 0.5}`` (spec §4).
+
+A component value that is NaN or infinite (a user reward dividing by zero, ...) is replaced by 0 with a warning
+naming the reward and the rollout, and counted in :data:`NONFINITE_REWARDS` (reward name -> count), so one bad
+value neither crashes the step nor loses its rollouts.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+from collections import Counter
 from typing import Any
 
 from veripo.config import doc
 from veripo.rewards.registry import resolve_reward
+
+log = logging.getLogger(__name__)
+NONFINITE_REWARDS: Counter = Counter()  # reward name -> non-finite values replaced by 0 (this process)
 
 
 @dataclasses.dataclass
@@ -34,23 +43,41 @@ class RewardSpec:
             resolve_reward(name)  # fail at config time, naming the bad reward
 
 
-def _check(values: list[Any], name: str, n: int) -> list[float]:
+def _check(values: list[Any], name: str, n: int, ids: list[str]) -> list[float]:
     if len(values) != n:
         raise ValueError(f"reward {name!r} returned {len(values)} values for {n} responses")
-    out = []
+    out, bad = [], []
     for i, v in enumerate(values):
         try:
             f = float(v)
         except (TypeError, ValueError):
             raise ValueError(f"reward {name!r} returned {v!r} for response {i}: not a number") from None
         if not math.isfinite(f):
-            raise ValueError(f"reward {name!r} returned {f} for response {i}: not finite")
+            bad.append(f"{ids[i]}={f}")
+            f = 0.0
         out.append(f)
+    if bad:
+        NONFINITE_REWARDS[name] += len(bad)
+        log.warning("reward %r returned %d non-finite value(s), replaced by 0 (%d so far): %s", name, len(bad),
+                    NONFINITE_REWARDS[name], ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else ""))
     return out
 
 
-def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec | None = None) -> dict[str, list[float]]:
-    """Score ``responses[i]`` against ``samples[i]`` (Sample or dict row) with every reward of ``spec``.
+def _ids(samples: list[Any], ids: list[str] | None) -> list[str]:
+    """Names for the warning: the given rollout ids, else ``problem_id#i``."""
+    if ids is not None:
+        return [str(i) for i in ids]
+    out = []
+    for i, s in enumerate(samples):
+        pid = s.get("problem_id") if isinstance(s, dict) else getattr(s, "problem_id", None)
+        out.append(f"{pid}#{i}" if pid is not None else f"response {i}")
+    return out
+
+
+def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec | None = None,
+                    ids: list[str] | None = None) -> dict[str, list[float]]:
+    """Score ``responses[i]`` against ``samples[i]`` (Sample or dict row) with every reward of ``spec``;
+    ``ids`` (rollout ids) name the rollouts in the non-finite warning.
 
     Returns ``{name: [r_0, ..., r_{n-1}], ..., "total": [weighted sum]}``.
     """
@@ -59,6 +86,7 @@ def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec |
         raise ValueError(f"{len(responses)} responses but {len(samples)} samples")
     n = len(responses)
     out: dict[str, list[float]] = {}
+    names = _ids(list(samples), ids)
     total = [0.0] * n
     for name, weight in spec.weights.items():
         fn = resolve_reward(name)
@@ -67,7 +95,7 @@ def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec |
             values = list(fn(list(responses), list(samples), **kw))
         else:
             values = [fn(r, s, **kw) for r, s in zip(responses, samples)]
-        vals = _check(values, name, n)
+        vals = _check(values, name, n, names)
         out[name] = vals
         total = [t + float(weight) * v for t, v in zip(total, vals)]
     out["total"] = total
