@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from veripo.errors import JudgeError
+from veripo.redact import redact_text, redact_url
 from veripo.records import PairRecord, RolloutRecord
 from veripo.verifier.verdicts import Verdict
 
@@ -17,6 +18,7 @@ class VerifierClient:
     def __init__(self, url: str, token: str | None = None, token_env: str = "VERIPO_VERIFIER_TOKEN",
                  timeout_s: float = 300.0, retries: int = 3, backoff_s: float = 1.0):
         self.url = url.rstrip("/")
+        self.shown_url = redact_url(self.url)  # what error messages say (never the password)
         token = token or os.environ.get(token_env)
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
@@ -27,17 +29,17 @@ class VerifierClient:
             try:
                 r = httpx.post(self.url + path, json=body, headers=self.headers, timeout=self.timeout_s)
             except httpx.HTTPError as e:
-                last = f"{type(e).__name__}: {e}"
+                last = redact_text(f"{type(e).__name__}: {e}")
             else:
                 if r.status_code == 200:
                     return r.json()
                 if r.status_code < 500:  # our request is wrong: retrying will not help
-                    raise JudgeError(f"verifier service {self.url}{path} answered {r.status_code}: {r.text[:500]}")
+                    raise JudgeError(f"verifier service {self.shown_url}{path} answered {r.status_code}: {r.text[:500]}")
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
             if attempt < self.retries:
                 time.sleep(delay)
                 delay *= 2
-        raise JudgeError(f"verifier service {self.url}{path} failed after {self.retries + 1} attempts: {last}")
+        raise JudgeError(f"verifier service {self.shown_url}{path} failed after {self.retries + 1} attempts: {last}")
 
     def verify(self, records: list[RolloutRecord]) -> list[Verdict]:
         data = self._post("/v1/verify", {"rollouts": [r.to_dict() for r in records]})

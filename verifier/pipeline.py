@@ -241,6 +241,20 @@ def _judge_names(verdicts: list[Verdict]) -> dict[str, int]:
     return dict(Counter(v.judge for v in verdicts))
 
 
+def judge_failures(verdicts: list[Verdict]) -> dict[str, int]:
+    """Failed judge calls by kind (the error class, ``unparseable verdict``, ...), whether the rollout was then
+    left unjudged or judged by the rule fallback; empty when the judge never failed."""
+    kinds: Counter = Counter()
+    for v in verdicts:
+        if v.consistency != "unjudged" and not v.judge_fallback:
+            continue
+        detail = v.judge_detail.split("after ", 1)[-1]
+        _, _, last = detail.partition(" attempts: ")
+        kind = (last or detail).split(":", 1)[0].strip() or "unknown error"
+        kinds[kind[:60]] += 1
+    return dict(kinds)
+
+
 def summarize(verdicts: list[Verdict], errors: list[str], pairs: list[PairRecord], pair_stats: dict[str, Any],
               skipped: Counter) -> dict[str, Any]:
     cons = Counter(v.consistency for v in verdicts)
@@ -251,6 +265,7 @@ def summarize(verdicts: list[Verdict], errors: list[str], pairs: list[PairRecord
         "judged": len(verdicts) - cons["unjudged"], "unjudged": cons["unjudged"],
         "consistent": cons["consistent"], "inconsistent": cons["inconsistent"], "unknown": cons["unknown"],
         "judge_fallbacks": sum(v.judge_fallback for v in verdicts),
+        "judge_failures": judge_failures(verdicts),
         "repetitive": sum(v.repetitive for v in verdicts), "bad_format": sum(not v.format_ok for v in verdicts),
         "correct": sum(v.correct for v in verdicts), "good": sum(v.good for v in verdicts),
         "mean_think_tokens": round(sum(v.think_tokens for v in verdicts) / max(1, len(verdicts)), 3),
