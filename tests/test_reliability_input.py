@@ -257,3 +257,31 @@ def test_dpo_cli_sets_aside_a_corrupt_video_pair_and_finishes(task_kit, synth_ta
     assert any("duplicate pair_id 'p3'" in r["reason"] for r in rejects)
     assert any(r["file"] == "pair p1" and "broken.mp4" in r["reason"] for r in rejects), reasons
     assert (out / "final" / "done.json").exists()
+
+
+@pytest.mark.slow
+def test_grpo_cli_sets_aside_bad_rows_and_never_draws_a_prompt_twice(task_kit, synth_task, tmp_path):  # noqa: F811
+    """Faults: a non-UTF-8 byte, an answer that is not an option letter, a 10 MB question, and prompts_per_step
+    above the usable rows. Before: a traceback / the row trained on / duplicate rollout ids in one step. Now: the
+    three rows are in rejects.jsonl and every rollout id is unique."""
+    rows = [json.loads(line) for line in (synth_task / "train.jsonl").read_text().splitlines()[:3]]
+    for r in rows:
+        r["path"] = str(synth_task / r["path"])
+    bad = [json.dumps(dict(rows[0], problem_id="badbyte")).encode().replace(b'"problem": "', b'"problem": "' + BAD_BYTE),
+           dict(rows[1], problem_id="letter", solution="<answer>Z</answer>"),
+           dict(rows[2], problem_id="huge", problem="x" * 10_000_000)]
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(jsonl_bytes([rows[0], bad[0], rows[1], bad[1], rows[2], bad[2]]))
+    out = tmp_path / "run"
+    res = cli("grpo", f"model.path={task_kit}", "model.freeze_vision=false", f"data.train_file={train}",
+              f"run.out_dir={out}", "rollout.prompts_per_step=8", "rollout.group_size=2", "rollout.max_new_tokens=8",
+              "run.steps=1", "run.save_every=0", "run.tensorboard=false", *VIDEO, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    assert "more than the 3 usable rows" in res.stderr
+    rejects = read_jsonl(out / "rejects.jsonl")
+    assert [r["line"] for r in rejects] == [2, 4, 6]
+    rollouts = read_jsonl(out / "rollouts.jsonl")
+    ids = [r["rollout_id"] for r in rollouts]
+    assert len(ids) == 3 * 2 and len(set(ids)) == len(ids)
+    assert {r["sample"]["problem_id"] for r in rollouts} == {r["problem_id"] for r in rows}
