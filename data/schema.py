@@ -134,7 +134,9 @@ def _bad_row(where: str, reason: str, raw: bytes):
     from veripo.io_utils import BadRow
 
     file, _, line = where.rpartition(":")
-    return BadRow(file, int(line) if line.isdigit() else None, reason, raw) if file else BadRow(where, None, reason, raw)
+    if file and line.isdigit():
+        return BadRow(file, int(line), reason, raw)
+    return BadRow(where, None, reason, raw)  # "file:item 3" (a JSON list) keeps its item number
 
 
 def load_samples(path: str | Path, strict: bool = False, root: str | Path | None = None,

@@ -285,3 +285,16 @@ def test_grpo_cli_sets_aside_bad_rows_and_never_draws_a_prompt_twice(task_kit, s
     ids = [r["rollout_id"] for r in rollouts]
     assert len(ids) == 3 * 2 and len(set(ids)) == len(ids)
     assert {r["sample"]["problem_id"] for r in rollouts} == {r["problem_id"] for r in rows}
+
+
+def test_a_json_list_file_with_a_bad_byte_or_over_the_size_limit_is_refused_in_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "rows.json"
+    path.write_bytes(b'[\n' + json.dumps(MC).encode() + b',\n{"problem_id": "x\xff"}\n]')
+    with pytest.raises(DataError, match=r"rows.json:3: not valid UTF-8 \(byte 0xff\)"):
+        load_samples(path)
+    path.write_text(json.dumps([MC, dict(MC, problem_id="q2", solution="<answer>Q</answer>")]))
+    errors: list[str] = []
+    assert len(load_samples(path, errors=errors)) == 1 and errors[0].startswith(f"{path}:item 2: answer 'Q'")
+    monkeypatch.setenv("VERIPO_MAX_JSON_FILE_BYTES", "100")
+    with pytest.raises(DataError, match="over the 100-byte limit for a JSON file"):
+        load_samples(path)
