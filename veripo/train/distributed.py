@@ -50,7 +50,8 @@ import torch
 import torch.distributed as dist
 
 from veripo.config import doc
-from veripo.train.nonfinite import StepGuard, guarded_clip_and_step
+from veripo.train.nonfinite import StepGuard
+from veripo.train.optim import clip_and_step
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -336,8 +337,8 @@ class TrainEngine:
     def step(self, grad_clip: float) -> float:
         """Clip to ``grad_clip`` (0 = off), optimiser step, scheduler step, zero grads; the pre-clip gradient norm."""
         if self.backend != "deepspeed":  # a non-finite loss or norm skips the update (StepGuard)
-            return guarded_clip_and_step(self.guard, self.unwrapped, self.optimizer, self.scheduler, grad_clip,
-                                         self.world_size)
+            return clip_and_step(self.unwrapped, self.optimizer, self.scheduler, grad_clip, self.guard,
+                                 self.world_size)
         configured = float(self.ds_config.get("gradient_clipping", 0.0))
         if float(grad_clip) != configured and not self._warned_clip:
             log.warning("DeepSpeed clips at gradient_clipping=%s from its config, not %s: pass grad_clip= to "

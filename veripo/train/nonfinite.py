@@ -1,6 +1,7 @@
 """Non-finite guard: NaN / inf never reach the weights, and never reach a saved model.
 
-* :class:`StepGuard` (wired into :meth:`veripo.train.distributed.TrainEngine.step`): a step whose loss (any
+* :class:`StepGuard` (wired into :meth:`veripo.train.distributed.TrainEngine.step` through
+  :func:`veripo.train.optim.clip_and_step`): a step whose loss (any
   micro-batch's) or pre-clip gradient norm is NaN/inf is skipped -- gradients zeroed, no optimiser update (the
   learning-rate schedule still advances, as AMP's GradScaler does on overflow, so the schedule stays a function
   of the step) -- with a warning and a counter (:attr:`StepGuard.skipped`); after ``max_consecutive``
@@ -20,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import warnings
 from typing import Any, Iterable
 
 import torch
@@ -98,23 +98,6 @@ def _comm_device() -> torch.device:
     if torch.distributed.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
-
-
-def guarded_clip_and_step(guard: StepGuard, model, optimizer, scheduler, grad_clip: float,
-                          world_size: int = 1) -> float:
-    """Clip, then optimiser step -- or, when ``guard`` says so, no update -- scheduler step, zero grads;
-    returns the pre-clip gradient norm (NaN/inf on a skipped step)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf")))
-    if not guard.should_skip(norm, world_size):
-        optimizer.step()
-        scheduler.step()
-    else:
-        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose here
-            warnings.simplefilter("ignore", UserWarning)
-            scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return norm
 
 
 def first_nonfinite(named: Iterable[tuple[str, torch.Tensor]], max_abs: float | None = None) -> str | None:
