@@ -22,12 +22,11 @@ JSONL/JSON file (optionally opening every video with PyAV) and reports bad rows 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from veripo.data.schema import Sample, read_rows, write_samples
+from veripo.data.schema import Sample, read_rows, scorable_problems, write_samples
 from veripo.errors import DataError
 
 PROBLEM_TYPE_ALIASES = {
@@ -39,7 +38,6 @@ PROBLEM_TYPE_ALIASES = {
     "open-ended": "free-form",
     "regression": "regression",
 }
-_OPTION_LETTER_RE = re.compile(r"^\s*\(?([A-Z])\s*[.):]")  # "A. x", "A) x", "(A) x", "A: x"
 DATA_TYPE_ALIASES = {"video": "video", "image": "image", "text": "text", "videos": "video", "images": "image"}
 
 
@@ -98,33 +96,7 @@ def normalise_video_r1_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text.replace(",", "").strip().rstrip(".").strip("$"))
-    except ValueError:
-        return False
-    return True
-
-
-def check_sample(sample: Sample) -> list[str]:
-    """Problems that keep a schema-valid row from being scored (empty list: fine)."""
-    problems = []
-    answer = sample.answer
-    if sample.problem_type == "multiple choice":
-        letters = []
-        for opt in sample.options:
-            m = _OPTION_LETTER_RE.match(opt)
-            if m:
-                letters.append(m.group(1))
-            else:
-                problems.append(f"option {opt!r} does not start with a letter like 'A.'")
-        if letters and answer not in letters:
-            problems.append(f"answer {answer!r} is not one of the option letters {''.join(letters)}")
-    elif sample.problem_type in ("numerical", "regression") and not _is_number(answer):
-        problems.append(f"{sample.problem_type} answer {answer!r} is not a number")
-    if not answer:
-        problems.append("empty answer")
-    return problems
+check_sample = scorable_problems  # the scorability rules live with the schema (the loaders apply them)
 
 
 def check_video(path: str | Path) -> str | None:

@@ -16,7 +16,7 @@ data_source         optional provenance string
 ==================  ===========================================================================
 
 :func:`load_samples` reports each bad row as ``file:line: why`` and skips it, or raises on the first one
-in ``strict`` mode.
+in ``strict`` mode. Files are read in binary one line at a time, so an invalid UTF-8 byte costs one row.
 """
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ from veripo.errors import DataError
 PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
 DATA_TYPES = ("video", "image", "text")
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
+_OPTION_LETTER_RE = re.compile(r"^\s*\(?([A-Z])\s*[.):]")  # "A. x", "A) x", "(A) x", "A: x"
+# The longest question (with its options) a row may have: a longer one is set aside at load instead of being
+# tokenised into a prompt that would not fit in memory (configurable per call / data.max_prompt_chars).
+MAX_PROMPT_CHARS = 32_000
 
 
 @dataclasses.dataclass
@@ -92,59 +96,123 @@ class Sample:
                    data_source=row.get("data_source"), extra=extra)
 
 
-def read_rows(path: str | Path) -> list[tuple[str, Any]]:
-    """``(where, row)`` for each row of a JSONL file (``file:line``) or a JSON list (``file:item N``).
-    A line that is not JSON gives a ``ValueError`` in place of the row."""
+def iter_data_rows(path: str | Path) -> list[tuple[str, Any, bytes]]:
+    """``(where, row, raw)`` for each row of a JSONL file (``file:line``, read in binary line by line) or a JSON
+    list (``file:item N``). A line that cannot be read (invalid UTF-8, not JSON, too long) gives a
+    :class:`~veripo.io_utils.RowError` in place of the row; ``raw`` is the line's bytes (for the rejects file)."""
+    from veripo.io_utils import iter_rows, max_json_file_bytes
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file not found: {path}")
     if path.suffix == ".json":
+        size, limit = path.stat().st_size, max_json_file_bytes()
+        if size > limit:
+            raise DataError(f"{path}: {size} bytes, over the {limit}-byte limit for a JSON file (convert it to JSONL, "
+                            "or raise VERIPO_MAX_JSON_FILE_BYTES)")
+        raw = path.read_bytes()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x})") from None
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
         if not isinstance(data, list):
             raise DataError(f"{path}: expected a JSON list of rows, got {type(data).__name__}")
-        return [(f"{path}:item {i + 1}", row) for i, row in enumerate(data)]
-    rows: list[tuple[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append((f"{path}:{lineno}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    rows.append((f"{path}:{lineno}", ValueError(f"not valid JSON ({e.msg})")))
-    return rows
+        return [(f"{path}:item {i + 1}", row, json.dumps(row, ensure_ascii=False).encode()) for i, row in enumerate(data)]
+    return [(f"{path}:{lineno}", row, raw) for lineno, row, raw in iter_rows(path)]
+
+
+def read_rows(path: str | Path) -> list[tuple[str, Any]]:
+    """``(where, row)`` for each row of a JSONL file (``file:line``) or a JSON list (``file:item N``).
+    A line that cannot be read gives a ``ValueError`` in place of the row."""
+    return [(where, row) for where, row, _ in iter_data_rows(path)]
+
+
+def _bad_row(where: str, reason: str, raw: bytes):
+    from veripo.io_utils import BadRow
+
+    file, _, line = where.rpartition(":")
+    if file and line.isdigit():
+        return BadRow(file, int(line), reason, raw)
+    return BadRow(where, None, reason, raw)  # "file:item 3" (a JSON list) keeps its item number
 
 
 def load_samples(path: str | Path, strict: bool = False, root: str | Path | None = None,
-                 errors: list[str] | None = None) -> list[Sample]:
+                 errors: list[str] | None = None, max_prompt_chars: int | None = None) -> list[Sample]:
     """Read a JSONL (or a JSON list, as Video-R1 ships) of rows.
 
-    Bad rows are described as ``file:line: why`` in ``errors`` and skipped; with ``strict`` the first
-    bad row raises :class:`DataError`. Duplicate ``problem_id`` values are bad rows too.
+    Bad rows are described as ``file:line: why`` in ``errors`` (:class:`~veripo.io_utils.BadRow` strings,
+    carrying the raw line for the rejects file) and skipped; with ``strict`` the first bad row raises
+    :class:`DataError`. Bad rows: unreadable lines, schema errors, rows that cannot be scored
+    (:func:`scorable_problems`: a multiple-choice answer that is not an option letter, ...), a question (with
+    its options) over ``max_prompt_chars`` characters (default :data:`MAX_PROMPT_CHARS`), and duplicate
+    ``problem_id`` values.
     """
     path = Path(path)
     base = Path(root) if root else path.parent
     errs: list[str] = [] if errors is None else errors
-    rows = read_rows(path)
+    limit = MAX_PROMPT_CHARS if max_prompt_chars is None else max_prompt_chars
     samples: list[Sample] = []
     seen: set[str] = set()
-    for where, row in rows:
+    for where, row, raw in iter_data_rows(path):
         try:
             if isinstance(row, ValueError):
                 raise row
             sample = Sample.from_dict(row, base)
+            problems = scorable_problems(sample)
+            if problems:
+                raise ValueError("; ".join(problems))
+            n = len(sample.problem) + sum(len(o) for o in sample.options)
+            if limit and n > limit:
+                raise ValueError(f"question and options are {n} characters, over the {limit}-character limit "
+                                 "(data.max_prompt_chars)")
             if sample.problem_id in seen:
                 raise ValueError(f"duplicate problem_id {sample.problem_id!r}")
         except ValueError as e:
             if strict:
                 raise DataError(f"{where}: {e}") from None
-            errs.append(f"{where}: {e}")
+            errs.append(_bad_row(where, str(e), raw))
             continue
         seen.add(sample.problem_id)
         samples.append(sample)
     return samples
+
+
+def option_letters(options: list[str]) -> tuple[list[str], list[str]]:
+    """(the option letters, the options that do not start with one like ``A.``)."""
+    letters, bad = [], []
+    for opt in options:
+        m = _OPTION_LETTER_RE.match(opt)
+        (letters.append(m.group(1)) if m else bad.append(opt))
+    return letters, bad
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", "").strip().rstrip(".").strip("$"))
+    except ValueError:
+        return False
+    return True
+
+
+def scorable_problems(sample: Sample) -> list[str]:
+    """Problems that keep a schema-valid row from being scored (empty list: fine): a multiple-choice answer
+    that is not one of the option letters, a numerical/regression answer that is not a number, no answer.
+    ``veripo data validate`` reports them and every training stage sets such rows aside."""
+    problems = []
+    answer = sample.answer
+    if sample.problem_type == "multiple choice":
+        letters, bad = option_letters(sample.options)
+        problems += [f"option {opt!r} does not start with a letter like 'A.'" for opt in bad]
+        if letters and answer not in letters:
+            problems.append(f"answer {answer!r} is not one of the option letters {''.join(letters)}")
+    elif sample.problem_type in ("numerical", "regression") and not _is_number(answer):
+        problems.append(f"{sample.problem_type} answer {answer!r} is not a number")
+    if not answer:
+        problems.append("empty answer")
+    return problems
 
 
 def write_samples(path: str | Path, samples: list[Sample], relative_to: str | Path | None = None) -> None:

@@ -101,17 +101,10 @@ def read_records(path: str | Path) -> list[tuple[str, Any]]:
         frame = pd.read_parquet(path)
         return [(f"{path}:row {i + 1}", {k: plain(v) for k, v in rec.items()})
                 for i, rec in enumerate(frame.to_dict(orient="records"))]
-    if suffix == ".jsonl":
-        out: list[tuple[str, Any]] = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    out.append((f"{path}:{lineno}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    out.append((f"{path}:{lineno}", ValueError(f"not valid JSON ({e.msg})")))
-        return out
+    if suffix == ".jsonl":  # binary, line by line: a bad byte or line is a ValueError record (veripo.io_utils)
+        from veripo.io_utils import iter_rows
+
+        return [(f"{path}:{lineno}", rec) for lineno, rec, _ in iter_rows(path)]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:

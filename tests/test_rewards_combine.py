@@ -81,8 +81,6 @@ def test_bad_reward_configs_and_values_are_named():
     def nan_reward(response, sample):
         return float("nan")
 
-    with pytest.raises(ValueError, match="nan_reward_test.*not finite"):
-        compute_rewards(["x"], [MC], RewardSpec(weights={"nan_reward_test": 1.0}))
     with pytest.raises(ValueError, match="2 responses but 1 samples"):
         compute_rewards(["a", "b"], [MC])
 
@@ -96,3 +94,23 @@ def test_spec_loads_from_config_overrides():
                           [MC, MC], spec)
     assert out["length"] == [1.0, 0.0]  # 6 think tokens are inside [5, 512]; 2 are not
     assert out["total"] == pytest.approx([1.0 + 0.25 + 0.2, 1.0 + 0.25])
+
+
+def test_a_non_finite_user_reward_becomes_zero_with_a_counted_warning_naming_reward_and_rollout(caplog):
+    """Fault: a user reward returns NaN / inf. Before: ValueError at step 0 (the step's rollouts lost).
+    Now: the value is 0, the others are kept, and a warning names the reward and the rollout."""
+    from veripo.rewards.combine import NONFINITE_REWARDS
+
+    @register_reward("nan_inf_reward_test")
+    def nan_inf(response, sample):
+        return {"a": float("nan"), "b": float("inf"), "c": 0.5}[response]
+
+    before = NONFINITE_REWARDS["nan_inf_reward_test"]
+    with caplog.at_level("WARNING", logger="veripo.rewards.combine"):
+        out = compute_rewards(["a", "b", "c"], [MC] * 3, RewardSpec(weights={"nan_inf_reward_test": 2.0}),
+                              ids=["r-0", "r-1", "r-2"])
+    assert out["nan_inf_reward_test"] == [0.0, 0.0, 0.5]
+    assert out["total"] == [0.0, 0.0, 1.0]
+    assert NONFINITE_REWARDS["nan_inf_reward_test"] == before + 2
+    text = caplog.text
+    assert "nan_inf_reward_test" in text and "r-0=nan" in text and "r-1=inf" in text and "r-2" not in text

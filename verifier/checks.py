@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 from typing import Any
 
 from veripo.records import RolloutRecord
@@ -15,6 +17,8 @@ from veripo.rewards import (extract_answer, extract_think, format_ok, infer_prob
 from veripo.verifier.config import VerifierConfig
 from veripo.verifier.repetition import repetition_check
 from veripo.verifier.verdicts import Verdict
+
+log = logging.getLogger(__name__)
 
 
 def content_hash(response: str, sample: dict[str, Any], salt: str = "") -> str:
@@ -32,11 +36,17 @@ def check_rollout(rec: RolloutRecord, config: VerifierConfig, tokenizer: Any = N
                            max_ngram_ratio=rep_cfg.max_ngram_ratio,
                            max_sentence_repeats=rep_cfg.max_sentence_repeats, min_ngrams=rep_cfg.min_ngrams)
     accuracy = float(resolve_reward(config.accuracy_reward)(response, sample))
+    finite = math.isfinite(accuracy)
+    if not finite:  # never into verdicts / pairs: a failed check, 0 accuracy (reason accuracy_not_finite)
+        log.warning("rollout %s: accuracy reward %r returned %s: recorded as 0 (a failed check)", rec.rollout_id,
+                    config.accuracy_reward, accuracy)
+        accuracy = 0.0
     return Verdict(
         rollout_id=rec.rollout_id, group_id=rec.group_id, prompt_id=rec.prompt_id,
         problem_type=infer_problem_type(sample), format_ok=format_ok(response),
         answer=extract_answer(response), think_tokens=think_length(response, tokenizer),
         repetition_score=rep.score, repetitive=rep.repetitive, accuracy=accuracy,
-        correct=is_correct(accuracy, config.correct_threshold), truncated=rec.finish_reason == "length",
+        correct=finite and is_correct(accuracy, config.correct_threshold), truncated=rec.finish_reason == "length",
+        accuracy_finite=finite,
         content_hash=content_hash(response, sample, salt),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 HELP = "Rollout-Aware Verifier: judge rollouts and build pairs.jsonl (in-process or via a service)."
 
@@ -55,4 +56,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"outputs in {args.out} were already complete; nothing to do")
     for row in stats.get("malformed_rows", [])[:10]:
         print(f"skipped malformed row: {row}")
+    if stats.get("malformed"):
+        print(f"{stats['malformed']} malformed row(s) set aside: see {args.out}/rejects.jsonl")
+    failures = stats.get("judge_failures") or {}
+    if failures:  # a judge that fails every call must not pass unnoticed
+        kinds = ", ".join(f"{k} x{n}" for k, n in sorted(failures.items(), key=lambda kv: -kv[1]))
+        print(f"judge failures: {sum(failures.values())} of {stats['rollouts']} rollouts ({kinds}); "
+              f"{stats['unjudged']} left unjudged (never chosen), {stats.get('judge_fallbacks', 0)} judged by the "
+              "rule fallback", file=sys.stderr)
     return 0

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from veripo.errors import JudgeError
+from veripo.redact import redact_text, redact_url
 from veripo.records import PairRecord, RolloutRecord
 from veripo.verifier.verdicts import Verdict
 
@@ -38,6 +39,7 @@ class VerifierClient:
         if concurrency < 1:
             raise ValueError(f"verifier client concurrency must be at least 1, got {concurrency}")
         self.url = url.rstrip("/")
+        self.shown_url = redact_url(self.url)  # what error messages say (never the password)
         token = token or os.environ.get(token_env)
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout_s, self.retries, self.backoff_s, self.max_backoff_s = timeout_s, retries, backoff_s, max_backoff_s
@@ -64,21 +66,21 @@ class VerifierClient:
             try:
                 r = self._http.post(self.url + path, json=body)
             except httpx.HTTPError as e:
-                last = f"{type(e).__name__}: {e}"
+                last = redact_text(f"{type(e).__name__}: {e}")
             else:
                 if r.status_code == 200:
                     return r.json()
                 if r.status_code not in RETRY_STATUS:  # our request is wrong: retrying will not help
-                    raise JudgeError(f"verifier service {self.url}{path} answered {r.status_code}: {r.text[:500]}")
+                    raise JudgeError(f"verifier service {self.shown_url}{path} answered {r.status_code}: {r.text[:500]}")
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
             if attempt < self.retries:
                 with self._lock:
                     self.retried += 1
-                log.warning("verifier service %s%s: %s; retry %d/%d in %.1f s", self.url, path, last, attempt + 1,
+                log.warning("verifier service %s%s: %s; retry %d/%d in %.1f s", self.shown_url, path, last, attempt + 1,
                             self.retries, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_s)
-        raise JudgeError(f"verifier service {self.url}{path} failed after {self.retries + 1} attempts: {last}")
+        raise JudgeError(f"verifier service {self.shown_url}{path} failed after {self.retries + 1} attempts: {last}")
 
     def verify(self, records: list[RolloutRecord]) -> list[Verdict]:
         """Verdicts for ``records``, in order: up to ``concurrency`` requests of consecutive rollouts in flight."""

@@ -26,9 +26,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from veripo.errors import ConfigError
 from veripo.prompts import question_text
+from veripo.redact import redact_text, redact_url
 from veripo.rewards import choice_letter, extract_answer, extract_think, infer_problem_type, parse_number
 from veripo.verifier.config import JudgeConfig
 
@@ -186,6 +188,7 @@ class LLMJudge:
         self.template, self.prompt_version = load_prompt(cfg.prompt_file)
         self._slots = threading.BoundedSemaphore(max(1, cfg.concurrency))
         self._fallback = RuleJudge() if cfg.fallback == "rule" else None
+        self._secrets: tuple[str, ...] = ()  # literal secrets (API key, URL password) kept out of every detail
 
     def render(self, item: JudgeInput) -> str:
         return self.template.format(question=item.question, think=item.think or "(empty)",
@@ -212,7 +215,8 @@ class LLMJudge:
                     reply = self._complete(prompt, temperature)
                 verdict = self.parse_reply(reply)
                 if verdict:
-                    return JudgeResult(verdict, self.name, detail=(reply or "")[:300], attempts=attempt,
+                    return JudgeResult(verdict, self.name, detail=redact_text((reply or "")[:300], self._secrets),
+                                       attempts=attempt,
                                        latency_s=time.perf_counter() - t0)
                 last = f"unparseable verdict: {(reply or '')[:160]!r}"
             except Exception as e:  # dead endpoint, timeout, HTTP error: retried, then unjudged
@@ -220,6 +224,7 @@ class LLMJudge:
             if attempt < attempts:
                 time.sleep(delay)
                 delay *= 2
+        last = redact_text(last, self._secrets)  # an error may quote the URL or the key: never written as is
         result = JudgeResult("unjudged", self.name, detail=f"after {attempts} attempts: {last}",
                              attempts=attempts, latency_s=time.perf_counter() - t0)
         if self._fallback is not None:
@@ -245,9 +250,11 @@ class OpenAIJudge(LLMJudge):
             raise ValueError("judge.kind=openai needs judge.url (e.g. http://127.0.0.1:8000/v1)")
         from openai import OpenAI
 
-        self.client = OpenAI(base_url=cfg.url, api_key=api_key or os.environ.get(cfg.api_key_env) or "EMPTY",
-                             timeout=cfg.timeout_s, max_retries=0)
-        self.name = f"openai:{cfg.model}@{cfg.url}"
+        key = api_key or os.environ.get(cfg.api_key_env) or "EMPTY"
+        self.client = OpenAI(base_url=cfg.url, api_key=key, timeout=cfg.timeout_s, max_retries=0)
+        password = urlsplit(cfg.url).password
+        self._secrets = tuple(s for s in (key if key != "EMPTY" else None, password) if s)
+        self.name = f"openai:{cfg.model}@{redact_url(cfg.url)}"  # written into verdicts, pairs and stats
 
     def _complete(self, prompt: str, temperature: float) -> str:
         resp = self.client.chat.completions.create(

@@ -20,7 +20,8 @@ from typing import Any
 
 from veripo.config import to_dict
 from veripo.data.schema import Sample
-from veripo.io_utils import JsonlAppender, atomic_write_json, atomic_write_text, iter_jsonl
+from veripo.io_utils import (BadRow, JsonlAppender, atomic_write_json, atomic_write_text, iter_jsonl, iter_rows,
+                             write_rejects)
 from veripo.records import PairRecord, RolloutRecord
 from veripo.verifier.checks import check_rollout
 from veripo.verifier.config import VerifierConfig
@@ -29,6 +30,7 @@ from veripo.verifier.pairs import build_group_pairs, finalize_pairs
 from veripo.verifier.verdicts import Verdict, finalize
 
 VERDICTS, PAIRS, STATS, PARTIAL = "verdicts.jsonl", "pairs.jsonl", "verify_stats.json", "verdicts.partial.jsonl"
+MAX_RESPONSE_CHARS = 64_000  # a longer rollout response is set aside (the judge prompt would not fit)
 
 
 def parse_rollout(row: Any) -> RolloutRecord:
@@ -45,26 +47,27 @@ def parse_rollout(row: Any) -> RolloutRecord:
 
 
 def load_rollouts(path: str | Path, errors: list[str]) -> list[RolloutRecord]:
-    """Valid rows of a rollouts.jsonl; each bad row is described as ``file:line: why`` in ``errors``."""
+    """Valid rows of a rollouts.jsonl, read in binary line by line; each bad row (invalid UTF-8, not JSON, a
+    response over :data:`MAX_RESPONSE_CHARS`, a duplicate rollout id, ...) is a :class:`BadRow`
+    (``file:line: why``, with the raw line for ``rejects.jsonl``) in ``errors``."""
     path = Path(path)
     out: list[RolloutRecord] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = parse_rollout(json.loads(line))
-                if rec.rollout_id in seen:
-                    raise ValueError(f"duplicate rollout_id {rec.rollout_id!r}")
-            except json.JSONDecodeError as e:
-                errors.append(f"{path}:{lineno}: not valid JSON ({e.msg})")
-                continue
-            except (ValueError, TypeError) as e:
-                errors.append(f"{path}:{lineno}: {e}")
-                continue
-            seen.add(rec.rollout_id)
-            out.append(rec)
+    for lineno, row, raw in iter_rows(path):
+        try:
+            if isinstance(row, ValueError):
+                raise row
+            rec = parse_rollout(row)
+            if len(rec.response) > MAX_RESPONSE_CHARS:
+                raise ValueError(f"response is {len(rec.response)} characters, over the {MAX_RESPONSE_CHARS}-"
+                                 "character limit")
+            if rec.rollout_id in seen:
+                raise ValueError(f"duplicate rollout_id {rec.rollout_id!r}")
+        except (ValueError, TypeError) as e:
+            errors.append(BadRow(path, lineno, str(e), raw))
+            continue
+        seen.add(rec.rollout_id)
+        out.append(rec)
     return out
 
 
@@ -194,7 +197,10 @@ def run_verification(rollouts_path: str | Path, out_dir: str | Path, config: Ver
     done: dict[str, Verdict] = {}
     if partial.exists() and fp_file.exists() and fp_file.read_text().strip() == fp:
         for row in iter_jsonl(partial, errors=[]):
-            v = Verdict.from_dict(row)
+            try:
+                v = Verdict.from_dict(row)
+            except (TypeError, ValueError):  # a damaged partial line: that rollout is judged again
+                continue
             if v.consistency != "unjudged":
                 done[v.rollout_id] = v
     else:
@@ -227,6 +233,7 @@ def run_verification(rollouts_path: str | Path, out_dir: str | Path, config: Ver
     stats.update(rollouts_file=str(rollouts_path), out_dir=str(out), fingerprint=fp, mode=mode,
                  judge=_judge_names(ordered), resumed_verdicts=resumed,
                  elapsed_s=round(time.perf_counter() - t0, 3), groups=len(_groups(records)))
+    write_rejects(out, errors)
     atomic_write_json(stats_path, stats)
     partial.unlink(missing_ok=True)
     return stats
@@ -234,6 +241,20 @@ def run_verification(rollouts_path: str | Path, out_dir: str | Path, config: Ver
 
 def _judge_names(verdicts: list[Verdict]) -> dict[str, int]:
     return dict(Counter(v.judge for v in verdicts))
+
+
+def judge_failures(verdicts: list[Verdict]) -> dict[str, int]:
+    """Failed judge calls by kind (the error class, ``unparseable verdict``, ...), whether the rollout was then
+    left unjudged or judged by the rule fallback; empty when the judge never failed."""
+    kinds: Counter = Counter()
+    for v in verdicts:
+        if v.consistency != "unjudged" and not v.judge_fallback:
+            continue
+        detail = v.judge_detail.split("after ", 1)[-1]
+        _, _, last = detail.partition(" attempts: ")
+        kind = (last or detail).split(":", 1)[0].strip() or "unknown error"
+        kinds[kind[:60]] += 1
+    return dict(kinds)
 
 
 def summarize(verdicts: list[Verdict], errors: list[str], pairs: list[PairRecord], pair_stats: dict[str, Any],
@@ -246,6 +267,7 @@ def summarize(verdicts: list[Verdict], errors: list[str], pairs: list[PairRecord
         "judged": len(verdicts) - cons["unjudged"], "unjudged": cons["unjudged"],
         "consistent": cons["consistent"], "inconsistent": cons["inconsistent"], "unknown": cons["unknown"],
         "judge_fallbacks": sum(v.judge_fallback for v in verdicts),
+        "judge_failures": judge_failures(verdicts),
         "repetitive": sum(v.repetitive for v in verdicts), "bad_format": sum(not v.format_ok for v in verdicts),
         "correct": sum(v.correct for v in verdicts), "good": sum(v.good for v in verdicts),
         "mean_think_tokens": round(sum(v.think_tokens for v in verdicts) / max(1, len(verdicts)), 3),

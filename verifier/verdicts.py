@@ -7,7 +7,7 @@
     unjudged      the judge failed after all retries (dead endpoint, timeouts, garbage): never counted
                   as consistent, never chosen
 ``reasons`` lists why the rollout is not good: bad_format, wrong_answer, inconsistent, repetitive,
-truncated, unjudged. ``good`` = no reasons, and consistency is consistent (or unknown when the config
+truncated, unjudged, accuracy_not_finite (the accuracy reward returned NaN/inf: recorded as 0, a failed check). ``good`` = no reasons, and consistency is consistent (or unknown when the config
 accepts it).
 """
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Verdict:
     judge_latency_s: float = 0.0
     judge_fallback: bool = False
     truncated: bool = False
+    accuracy_finite: bool = True
     reasons: list[str] = dataclasses.field(default_factory=list)
     good: bool = False
     content_hash: str = ""
@@ -71,6 +72,8 @@ def finalize(v: Verdict, accept_unknown: bool = True) -> Verdict:
         reasons.append("truncated")
     if v.consistency == "unjudged":
         reasons.append("unjudged")
+    if not v.accuracy_finite:
+        reasons.append("accuracy_not_finite")
     if v.consistency == "unknown" and not accept_unknown:
         reasons.append("unknown_consistency")
     v.reasons = reasons

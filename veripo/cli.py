@@ -61,15 +61,20 @@ def config_from_args(args, cls):
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser, out_dir_key: str) -> None:
-    """The flags of a resumable training stage: the config flags and ``--resume``."""
+    """The flags of a resumable training stage: the config flags, ``--resume`` and ``--force-config``."""
     add_config_arguments(parser)
     parser.add_argument("--resume", action="store_true", help=f"continue from the newest checkpoint in {out_dir_key}")
+    parser.add_argument("--force-config", action="store_true",
+                        help="with --resume: accept a config that differs from the run's saved config.yaml "
+                             "(without it such a resume is refused, naming the changed keys)")
 
 
 def run_stage(args, cfg_cls, trainer: str, bad_input: str) -> int:
     """What every resumable training stage's command does: its config from the flags, the trainer
-    (``"module:Class"``, imported only now), a line per input row it set aside, training (``--resume``), then the
-    summary as JSON. Under torchrun only rank 0 prints (trainers expose ``is_main`` and ``bad_inputs``)."""
+    (``"module:Class"``, imported only now), a line per input row it set aside (also written to
+    ``<out dir>/rejects.jsonl``), training (``--resume``; ``--force-config`` is handed to the trainer as its
+    ``force_config`` attribute), then the summary as JSON. Under torchrun only rank 0 prints (trainers expose
+    ``is_main`` and ``bad_inputs``)."""
     import importlib
     import json
 
@@ -78,9 +83,16 @@ def run_stage(args, cfg_cls, trainer: str, bad_input: str) -> int:
         return 0
     module, name = trainer.split(":")
     stage = getattr(importlib.import_module(module), name)(cfg)
+    stage.force_config = bool(getattr(args, "force_config", False))
     if stage.is_main:
+        from veripo.io_utils import write_rejects
+
         for err in stage.bad_inputs:
             print(f"{bad_input} skipped: {err}")
+        out_dir = getattr(getattr(cfg, "run", None), "out_dir", None) or getattr(cfg, "out_dir", None)
+        rejects = write_rejects(out_dir, stage.bad_inputs) if out_dir else None
+        if rejects:
+            print(f"{len(stage.bad_inputs)} {bad_input}(s) set aside: see {rejects}")
     summary = stage.train(resume=args.resume)
     if stage.is_main:
         print(json.dumps(summary, indent=2))

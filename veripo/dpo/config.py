@@ -65,6 +65,8 @@ class DPOConfig:
     model: ModelConfig = doc("The policy (also the reference: its log-probs are computed once, before training).",
                              default_factory=ModelConfig)
     pairs_file: str = doc("pairs.jsonl from the verifier.", "")
+    strict: bool = doc("Fail on the first bad pair (malformed row, unreadable video) instead of setting it aside.",
+                       False)
     video: VideoSampling = doc("Frame sampling.", default_factory=VideoSampling)
     loss: LossConfig = doc("Preference loss(es).", default_factory=LossConfig)
     optim: OptimConfig = doc("Optimiser (VerIPO: lr 5e-7 for 7B).", default_factory=lambda: OptimConfig(lr=5e-7))

@@ -21,7 +21,7 @@ from veripo.algos.preference_losses import (combine_preference_losses, implicit_
 from veripo.algos.preference_weighting import check_weighting, weighted_preference_losses
 from veripo.data.schema import Sample
 from veripo.dpo.config import DPOConfig
-from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores
+from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores, readable_pairs
 from veripo.errors import ConfigError, DataError
 from veripo.io_utils import atomic_write_bytes
 from veripo.prompt_batch import build_prompt_batch
@@ -51,7 +51,9 @@ class DPOTrainer(TrainingStage):
     def __init__(self, cfg: DPOConfig, model=None, processor=None):
         super().__init__(cfg, model, processor)
         self.tok = self.tokenizer
-        pairs = load_pairs(cfg.pairs_file, self.errors)
+        self.cache = FrameCache()
+        pairs = readable_pairs(load_pairs(cfg.pairs_file, self.errors, strict=cfg.strict), self.cache, cfg.video,
+                               self.errors, strict=cfg.strict)
         if not pairs:
             raise DataError(f"{cfg.pairs_file}: no usable pairs ({len(self.errors)} bad rows)")
         self.train_pairs = [p for p in pairs if not is_heldout(p[0].pair_id, cfg.heldout_fraction)]
@@ -64,7 +66,6 @@ class DPOTrainer(TrainingStage):
         self.needs_guidance = "tgdpo" in names
         self.needs_revision = "srpo" in names
         check_weighting(names, cfg.loss.use_weighting, cfg.loss.ld_alpha)
-        self.cache = FrameCache()
         steps = cfg.run.steps or max(1, int(round(len(self.train_pairs) * cfg.epochs / cfg.batch_size)))
         self.sampler = PromptSampler(self.train_pairs, min(cfg.batch_size, len(self.train_pairs)), cfg.run.seed)
         # trained forwards go through train_engine.model (DDP / DeepSpeed wrapper); reference passes use self.model

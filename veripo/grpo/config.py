@@ -27,6 +27,8 @@ class DataConfig:
     train_file: str = doc("JSONL (or Video-R1 JSON) of training rows; see veripo/data/schema.py.", "")
     root: str | None = doc("Folder that relative video paths resolve against (default: the data file's folder).", None)
     strict: bool = doc("Fail on the first bad row instead of reporting and skipping it.", False)
+    max_prompt_chars: int = doc("Longest question (with its options) in characters; a longer row is set aside at "
+                                "load (a huge prompt would not fit in memory). 0 = no limit.", 32_000)
     max_rows: int | None = doc("Use only the first N rows (quick runs).", None)
     exclude_ids_file: str | None = doc("A text file of problem_ids to skip (the loop drops prompts already solved).", None)
 

@@ -85,7 +85,8 @@ def micro_batches(group_ids: list[int], size: int, whole_groups: bool = False) -
 
 
 def load_training_rows(cfg: GRPOConfig, errors: list[str]) -> list[Sample]:
-    rows = load_samples(cfg.data.train_file, strict=cfg.data.strict, root=cfg.data.root, errors=errors)
+    rows = load_samples(cfg.data.train_file, strict=cfg.data.strict, root=cfg.data.root, errors=errors,
+                        max_prompt_chars=cfg.data.max_prompt_chars)
     if cfg.data.exclude_ids_file:
         drop = set(Path(cfg.data.exclude_ids_file).read_text().split())
         rows = [r for r in rows if r.problem_id not in drop]

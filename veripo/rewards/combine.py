@@ -5,15 +5,24 @@
 Each component is returned separately so that decoupled estimators (GDPO / GD²PO, spec/algorithms.md
 A3-A4) can normalise them one by one. Default: accuracy 1.0 + format 0.5, i.e. VerIPO / MM-EUREKA's
 ``r = r_a + r_f`` with ``r_f in {0, 0.5}`` (spec §4).
+
+A component value that is NaN or infinite (a user reward dividing by zero, ...) is replaced by 0 with a warning
+naming the reward and the rollout, and counted in :data:`NONFINITE_REWARDS` (reward name -> count), so one bad
+value neither crashes the step nor loses its rollouts.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+from collections import Counter
 from typing import Any
 
 from veripo.config import ConfigError, doc, require
 from veripo.rewards.registry import resolve_reward
+
+log = logging.getLogger(__name__)
+NONFINITE_REWARDS: Counter = Counter()  # reward name -> non-finite values replaced by 0 (this process)
 
 
 REWARD_INPUTS = ("response", "sample", "responses", "samples")  # what compute_rewards passes to every reward
@@ -53,25 +62,42 @@ class RewardSpec:
                 check_options(self.kwargs.get(name) or {}, [fn], f"{p}kwargs.{name}", computed=REWARD_INPUTS)
 
 
-def _check(values: list[Any], name: str, n: int) -> list[float]:
+def _check(values: list[Any], name: str, n: int, ids: list[str]) -> list[float]:
     if len(values) != n:
         raise ValueError(f"reward {name!r} returned {len(values)} values for {n} responses")
-    out = []
+    out, bad = [], []
     for i, v in enumerate(values):
         try:
             f = float(v)
         except (TypeError, ValueError):
             raise ValueError(f"reward {name!r} returned {v!r} for response {i}: not a number") from None
         if not math.isfinite(f):
-            raise ValueError(f"reward {name!r} returned {f} for response {i}: not finite")
+            bad.append(f"{ids[i]}={f}")
+            f = 0.0
         out.append(f)
+    if bad:
+        NONFINITE_REWARDS[name] += len(bad)
+        log.warning("reward %r returned %d non-finite value(s), replaced by 0 (%d so far): %s", name, len(bad),
+                    NONFINITE_REWARDS[name], ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else ""))
+    return out
+
+
+def _ids(samples: list[Any], ids: list[str] | None) -> list[str]:
+    """Names for the warning: the given rollout ids, else ``problem_id#i``."""
+    if ids is not None:
+        return [str(i) for i in ids]
+    out = []
+    for i, s in enumerate(samples):
+        pid = s.get("problem_id") if isinstance(s, dict) else getattr(s, "problem_id", None)
+        out.append(f"{pid}#{i}" if pid is not None else f"response {i}")
     return out
 
 
 def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec | None = None,
-                    token_counts: list[int] | None = None) -> dict[str, list[float]]:
+                    ids: list[str] | None = None, token_counts: list[int] | None = None) -> dict[str, list[float]]:
     """Score ``responses[i]`` against ``samples[i]`` (Sample or dict row) with every reward of ``spec``;
-    ``token_counts[i]``: the response's sampled token count, for rewards that read it (``uses_token_count``).
+    ``ids`` (rollout ids) name the rollouts in the non-finite warning; ``token_counts[i]``: the response's sampled
+    token count, for rewards that read it (``uses_token_count``).
 
     Returns ``{name: [r_0, ..., r_{n-1}], ..., "total": [weighted sum]}``.
     """
@@ -80,6 +106,7 @@ def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec |
         raise ValueError(f"{len(responses)} responses but {len(samples)} samples")
     n = len(responses)
     out: dict[str, list[float]] = {}
+    names = _ids(list(samples), ids)
     total = [0.0] * n
     for name, weight in spec.weights.items():
         fn = resolve_reward(name)
@@ -87,10 +114,10 @@ def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec |
         if getattr(fn, "batched", False):
             values = list(fn(list(responses), list(samples), **kw))
         elif getattr(fn, "uses_token_count", False) and token_counts is not None:
-            values = [fn(r, s, token_count=n, **kw) for r, s, n in zip(responses, samples, token_counts)]
+            values = [fn(r, s, token_count=c, **kw) for r, s, c in zip(responses, samples, token_counts)]
         else:
             values = [fn(r, s, **kw) for r, s in zip(responses, samples)]
-        vals = _check(values, name, n)
+        vals = _check(values, name, n, names)
         out[name] = vals
         total = [t + float(weight) * v for t, v in zip(total, vals)]
     out["total"] = total

@@ -2,7 +2,9 @@
 
 Each holds the policy in Hugging Face format (adapters only for LoRA) plus ``trainer_state.pt``
 (optimiser, scheduler, RNG states, the trainer's own state dict). A checkpoint directory is built under a
-temporary name and renamed when complete, so ``latest_checkpoint`` never returns a torn one.
+temporary name and renamed when complete, so ``latest_checkpoint`` never returns a torn one. Weights with a
+NaN/inf (or overflowed) value are refused before anything is written (:mod:`veripo.train.nonfinite`), so the
+newest checkpoint is always one a resumed run can start from.
 """
 from __future__ import annotations
 
@@ -55,8 +57,10 @@ def save_checkpoint(run_dir: str | Path, step: int, model, processor, optimizer,
                     trainer_state: dict[str, Any], keep_last: int = 2) -> Path:
     """Write the checkpoint for ``step`` atomically and prune all but the newest ``keep_last``."""
     from veripo.models.atomic_dir import atomic_directory
+    from veripo.train.nonfinite import check_finite_weights
 
     out = checkpoint_dir(run_dir, step)
+    check_finite_weights(model, where=out)  # before anything is written: the last good checkpoint stays newest
     with atomic_directory(out) as tmp:
         save_policy(model, processor, tmp / "policy")
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

@@ -50,6 +50,7 @@ import torch
 import torch.distributed as dist
 
 from veripo.config import doc, require, require_file
+from veripo.train.nonfinite import StepGuard
 from veripo.train.optim import clip_and_step
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ class TrainEngine:
         self._manual_boundary = backend == "deepspeed" and _ds_managed(model)
         self._warned_clip = False
         self.ds_config: dict[str, Any] = {}  # the resolved DeepSpeed config (backend deepspeed)
+        self.guard = StepGuard()  # non-finite loss / gradient norm: skip the update (veripo/train/nonfinite.py)
 
     @property
     def is_main(self) -> bool:
@@ -330,6 +332,7 @@ class TrainEngine:
             self._last = None
 
     def backward(self, loss: torch.Tensor) -> None:
+        self.guard.observe_loss(loss)
         if self.backend == "deepspeed":
             if self._last is None and self._manual_boundary:  # outside accumulating(): one micro-batch per step
                 self._loose_backwards += 1
@@ -343,8 +346,9 @@ class TrainEngine:
 
     def step(self, grad_clip: float) -> float:
         """Clip to ``grad_clip`` (0 = off), optimiser step, scheduler step, zero grads; the pre-clip gradient norm."""
-        if self.backend != "deepspeed":
-            return clip_and_step(self.unwrapped, self.optimizer, self.scheduler, grad_clip)
+        if self.backend != "deepspeed":  # a non-finite loss or norm skips the update (StepGuard)
+            return clip_and_step(self.unwrapped, self.optimizer, self.scheduler, grad_clip, self.guard,
+                                 self.world_size)
         configured = float(self.ds_config.get("gradient_clipping", 0.0))
         if float(grad_clip) != configured and not self._warned_clip:
             log.warning("DeepSpeed clips at gradient_clipping=%s from its config, not %s: pass grad_clip= to "
@@ -358,6 +362,7 @@ class TrainEngine:
                 if grads else 0.0
         self.model.step()  # optimiser + lr scheduler at the boundary, then zero grads
         norm = self.model.get_global_grad_norm() if pre is None else pre
+        self.guard.should_skip(0.0 if norm is None else float(norm), self.world_size)  # counts and stops only
         return float(norm) if norm is not None else float("nan")
 
     def barrier(self) -> None:

@@ -8,6 +8,7 @@ The learning probe found linear decay to 0 gives stable endings for GRPO on a ti
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -70,11 +71,18 @@ def build_scheduler(optimizer, cfg: OptimConfig, total_steps: int) -> torch.opti
         optimizer, lambda s: lr_factor(s, total_steps, cfg.warmup_steps, cfg.schedule))
 
 
-def clip_and_step(model, optimizer, scheduler, grad_clip: float) -> float:
-    """Clip, step, zero grads; returns the pre-clip gradient norm."""
+def clip_and_step(model, optimizer, scheduler, grad_clip: float, guard=None, world_size: int = 1) -> float:
+    """Clip, step, zero grads; returns the pre-clip gradient norm. With ``guard`` (a
+    :class:`veripo.train.nonfinite.StepGuard`) a step it rejects (non-finite loss or norm) makes no update; the
+    schedule still advances."""
     params = [p for p in model.parameters() if p.requires_grad]
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
-    optimizer.step()
-    scheduler.step()
+    norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf")))
+    if guard is not None and guard.should_skip(norm, world_size):
+        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose here
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler.step()
+    else:
+        optimizer.step()
+        scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(norm)
+    return norm

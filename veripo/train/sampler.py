@@ -3,14 +3,20 @@
 Epoch ``e`` is a permutation of the rows drawn from ``seed + e``; step ``s`` takes the next
 ``prompts_per_step`` rows of the concatenated epochs. Being a pure function of the step, a resumed run
 picks exactly the prompts it would have picked, so nothing is repeated or skipped.
+
+A step never holds a row twice (that would write duplicate rollout ids): a step that straddles two epochs skips
+the rows it already has and reads on into the next epoch; ``prompts_per_step`` larger than the number of rows
+is clamped to it, with a warning.
 """
 from __future__ import annotations
 
+import logging
 from typing import Sequence, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class PromptSampler:
@@ -18,7 +24,10 @@ class PromptSampler:
         if not rows:
             raise ValueError("no training rows to sample prompts from")
         self.rows = list(rows)
-        self.per_step = prompts_per_step
+        if prompts_per_step > len(self.rows):
+            log.warning("prompts_per_step=%d is more than the %d usable rows: using %d prompts per step (a step "
+                        "never draws a prompt twice)", prompts_per_step, len(self.rows), len(self.rows))
+        self.per_step = min(prompts_per_step, len(self.rows))
         self.seed = seed
         self._perms: dict[int, np.ndarray] = {}
 
@@ -31,11 +40,15 @@ class PromptSampler:
         """Rows for GRPO step ``step`` (0-based)."""
         n = len(self.rows)
         start = step * self.per_step
-        out = []
-        for pos in range(start, start + self.per_step):
+        picked: list[int] = []
+        pos = start
+        while len(picked) < self.per_step:  # at most two epochs are read: per_step <= n
             epoch, idx = divmod(pos, n)
-            out.append(self.rows[int(self._perm(epoch)[idx])])
-        return out
+            row = int(self._perm(epoch)[idx])
+            if row not in picked:
+                picked.append(row)
+            pos += 1
+        return [self.rows[i] for i in picked]
 
     def epoch_of(self, step: int) -> float:
         return step * self.per_step / len(self.rows)

@@ -30,6 +30,7 @@ from veripo.train.distributed import TrainEngine, all_reduce_mean, init_distribu
 from veripo.train.metrics import MetricsLogger, progress
 from veripo.train.optim import build_optimizer, build_scheduler
 from veripo.train.policy_setup import load_trainable_policy
+from veripo.train.resume_guard import check_resume_config
 from veripo.train.run_config import RunConfig  # noqa: F401  (the section every stage's config has)
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class TrainingStage:
     def train(self, resume: bool = False) -> dict[str, Any]:
         te, run = self.train_engine, self.cfg.run
         self.out.mkdir(parents=True, exist_ok=True)
+        if resume:  # refuse a changed config unless --force-config (veripo/train/resume_guard.py)
+            check_resume_config(self.out, self.cfg, force=getattr(self, "force_config", False))
         done = self.out / "final" / "done.json"
         if resume and done.exists():
             log.info("%s: already finished; nothing to do", self.out)

@@ -1,0 +1,126 @@
+"""Non-finite guard: NaN / inf never reach the weights, and never reach a saved model.
+
+* :class:`StepGuard` (wired into :meth:`veripo.train.distributed.TrainEngine.step` through
+  :func:`veripo.train.optim.clip_and_step`): a step whose loss (any
+  micro-batch's) or pre-clip gradient norm is NaN/inf is skipped -- gradients zeroed, no optimiser update (the
+  learning-rate schedule still advances, as AMP's GradScaler does on overflow, so the schedule stays a function
+  of the step) -- with a warning and a counter (:attr:`StepGuard.skipped`); after ``max_consecutive``
+  (default :data:`DEFAULT_MAX_CONSECUTIVE`, env ``VERIPO_MAX_NONFINITE_SKIPS``) skipped steps in a row the run
+  stops with :class:`NonFiniteError` (the learning rate is too high, or the data / reward produces NaN).
+  Several processes agree on the decision (a max-reduce of the flag), so no rank updates while another skips.
+* :func:`check_finite_weights` (called by :func:`veripo.models.lora.save_policy`, hence by every checkpoint
+  and final save): refuses to save weights with a NaN/inf value or of a magnitude no trained network has
+  (``|w| > max_abs``, default :data:`DEFAULT_MAX_ABS`, env ``VERIPO_MAX_ABS_WEIGHT``: an overflowed update such as
+  ``lr=1e10``, which would make every later forward NaN), naming the first such parameter.
+
+Under ``dist.backend=deepspeed`` the optimiser step belongs to DeepSpeed: the guard counts and stops, but only
+the other backends skip the update itself (DeepSpeed's fp16 loss scaler skips overflowing steps on its own).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any, Iterable
+
+import torch
+
+from veripo.errors import VeripoError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONSECUTIVE = 5
+DEFAULT_MAX_ABS = 1e6
+
+
+class NonFiniteError(VeripoError):
+    """Training produced NaN/inf (or overflowed weights) and cannot go on / be saved."""
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise VeripoError(f"{name}={value!r} is not a number") from None
+
+
+class StepGuard:
+    """Skip optimiser steps whose loss or gradient norm is not finite; stop after too many in a row."""
+
+    def __init__(self, max_consecutive: int | None = None):
+        self.max_consecutive = int(max_consecutive if max_consecutive is not None
+                                   else _env_number("VERIPO_MAX_NONFINITE_SKIPS", DEFAULT_MAX_CONSECUTIVE))
+        self.skipped = 0        # steps skipped in all
+        self.consecutive = 0    # steps skipped since the last good one
+        self.steps = 0          # steps seen
+        self._bad_loss: float | None = None
+
+    def observe_loss(self, loss: torch.Tensor | float) -> None:
+        """Called with each micro-batch's loss before its backward."""
+        value = float(loss.detach()) if torch.is_tensor(loss) else float(loss)
+        if not math.isfinite(value) and self._bad_loss is None:
+            self._bad_loss = value
+
+    def should_skip(self, grad_norm: float, world_size: int = 1) -> bool:
+        """Decide for the step about to be taken (``grad_norm``: pre-clip); counts, warns, raises after
+        ``max_consecutive`` skips in a row."""
+        self.steps += 1
+        bad = self._bad_loss is not None or not math.isfinite(float(grad_norm))
+        if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([float(bad)], device=_comm_device())
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            bad = bool(flag.item())
+        loss, self._bad_loss = self._bad_loss, None
+        if not bad:
+            self.consecutive = 0
+            return False
+        self.skipped += 1
+        self.consecutive += 1
+        what = f"loss {loss}" if loss is not None else f"gradient norm {float(grad_norm)}"
+        log.warning("non-finite %s at optimiser step %d: update skipped, gradients zeroed (%d skipped so far, "
+                    "%d in a row)", what, self.steps, self.skipped, self.consecutive)
+        if self.max_consecutive > 0 and self.consecutive >= self.max_consecutive:
+            raise NonFiniteError(f"{self.consecutive} optimiser steps in a row had a non-finite {what.split()[0]} "
+                                 f"({what}): stopping; lower optim.lr or check the data and rewards (the last good "
+                                 "checkpoint is kept)")
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"skipped": self.skipped, "consecutive": self.consecutive, "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.skipped, self.consecutive = int(state.get("skipped", 0)), int(state.get("consecutive", 0))
+        self.steps = int(state.get("steps", 0))
+
+
+def _comm_device() -> torch.device:
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def first_nonfinite(named: Iterable[tuple[str, torch.Tensor]], max_abs: float | None = None) -> str | None:
+    """``"name (why)"`` of the first tensor with a NaN/inf value or a value beyond ``max_abs``; else ``None``."""
+    limit = _env_number("VERIPO_MAX_ABS_WEIGHT", DEFAULT_MAX_ABS) if max_abs is None else max_abs
+    for name, t in named:
+        if not torch.is_tensor(t) or not t.is_floating_point() or t.numel() == 0:
+            continue
+        finite = torch.isfinite(t)
+        if not bool(finite.all()):
+            n = int((~finite).sum())
+            return f"{name} ({n} of {t.numel()} values are NaN/inf)"
+        biggest = float(t.detach().abs().max())
+        if limit and biggest > limit:
+            return f"{name} (|w| reaches {biggest:.3g}, over {limit:.3g}: an overflowed update)"
+    return None
+
+
+def check_finite_weights(model=None, state_dict: dict[str, torch.Tensor] | None = None, where: str = "",
+                         max_abs: float | None = None) -> None:
+    """Raise :class:`NonFiniteError` naming the first bad parameter of ``state_dict`` (or ``model``)."""
+    named = state_dict.items() if state_dict is not None else model.named_parameters()
+    bad = first_nonfinite(named, max_abs)
+    if bad:
+        raise NonFiniteError(f"refusing to save non-finite weights{' to ' + str(where) if where else ''}: "
+                             f"parameter {bad}; lower optim.lr (the last good checkpoint is kept)")
