@@ -43,6 +43,12 @@ _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", 
 _LETTERS = "ABCDEFGHIJ"
 
 
+def response_end_id(tokenizer) -> int:
+    """The token that ends an assistant turn: ``<|im_end|>`` (Qwen's chat template), else the tokenizer's EOS."""
+    tid = tokenizer.convert_tokens_to_ids(Q.EOS_TOKEN)
+    return tid if tid is not None and tid != tokenizer.unk_token_id else tokenizer.eos_token_id
+
+
 def default_corpus() -> list[str]:
     """A few hundred generic reasoning / video-QA lines; deterministic (no randomness)."""
     lines: list[str] = []
