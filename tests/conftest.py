@@ -16,6 +16,11 @@ torch.set_num_threads(2)
 
 
 def pytest_collection_modifyitems(config, items):
+    if os.environ.get("VERIPO_RUN_SLOW", "") not in ("1", "true", "yes"):  # slow tests: VERIPO_RUN_SLOW=1 pytest -m slow
+        skip_slow = pytest.mark.skip(reason="slow: set VERIPO_RUN_SLOW=1 to run")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip_slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
