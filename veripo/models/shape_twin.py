@@ -6,8 +6,9 @@ checkpoint's token ids) shows on a CPU before a GPU run.
 Depth is the only thing cut: ``num_layers`` decoder layers (1-2) and ``vision_depth`` ViT blocks (the real tower
 has 32, full attention at 7, 15, 23, 31; a twin keeps the real windowed/full pattern, with its last block full:
 depth 2 -> one windowed block, one full-attention block). With 2 decoder layers and 2 ViT blocks the 7B twin holds
-1.4 B parameters (2.8 GB in bfloat16), the 3B twin 0.6 B; the full 32-block tower (0.63 B more) also fits in
-24 GB but makes a CPU step at 448x448 x 16 frames take minutes.
+1.64 B parameters (3.1 GiB in bfloat16; the untied 152064 x 3584 embedding and LM head are 1.09 B of them), the 3B
+twin 0.54 B (1.0 GiB); the full 32-block tower (0.59 B more) also fits in 24 GB but makes a CPU step at
+448x448 x 16 frames take many minutes, so the twins cut it too.
 
     model, processor = build_shape_twin("7B", num_layers=2, vision_depth=2, dtype="bfloat16")
 """

@@ -1,10 +1,12 @@
 """Rollout engine on Hugging Face ``generate`` (CPU and GPU; the default).
 
 Batched and left-padded, KV cache on, G samples per prompt through ``num_return_sequences``, stop on EOS
-or right after ``</answer>``, vision placeholder tokens suppressed (a sampled ``<|video_pad|>`` would break
+or right after ``</answer>`` (a stop id when it is one token, else the string criterion ``StopAfterText``: in
+Qwen's tokenizer it is three pieces), vision placeholder tokens suppressed (a sampled ``<|video_pad|>`` would break
 the next forward). Per-token log-probs of the sampled tokens under the *sampling* distribution (after
 temperature / top-k / top-p) are returned as vLLM does, recorded step by step (``SampledLogprobs``). The
-checkpoint's own sampling defaults (Qwen2.5-VL ships temperature 1e-6, top-k 1, repetition penalty 1.05) are
+checkpoint's own sampling defaults (Qwen2.5-VL-7B-Instruct ships temperature 0.1, top-p 0.001, top-k 1, repetition
+penalty 1.05; the tiny kit copies them) are
 switched off: rollouts sample the policy's distribution under ``SamplingParams`` only (whose
 ``repetition_penalty`` is 1.0 unless asked for, e.g. by an evaluation that reproduces VerIPO's 1.05).
 """
