@@ -11,6 +11,10 @@ options             list of option strings, e.g. ``["A. red", "B. green"]`` (mul
 solution            the ground truth, Video-R1 style ``"<answer>B</answer>"`` or a bare ``"B"``
 path                video/image file; relative paths resolve against the JSONL file's folder
                     (or ``root`` when given)
+video               optional, qwen-vl-utils' content item for the row's video: ``{"type": "video", "video":
+                    path, "fps": 2.0, "max_pixels": ..., "nframes", "min_pixels", "total_pixels",
+                    "min_frames"/"max_frames", "video_start"/"video_end"}`` (or just the path); its options
+                    replace the run's ``video`` settings for this row (kept as ``video_options``)
 response            optional target response (SFT warm start, demo templates)
 data_source         optional provenance string
 ==================  ===========================================================================
@@ -48,6 +52,7 @@ class Sample:
     path: str | None = None
     response: str | None = None
     data_source: str | None = None
+    video_options: dict[str, Any] | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -72,7 +77,8 @@ class Sample:
         ptype = str(row["problem_type"])
         if ptype not in PROBLEM_TYPES:
             raise ValueError(f"problem_type {ptype!r} is not one of {list(PROBLEM_TYPES)}")
-        dtype = str(row.get("data_type") or ("video" if row.get("path") else "text"))
+        path, video_options = _video_item(row)
+        dtype = str(row.get("data_type") or ("video" if path else "text"))
         if dtype not in DATA_TYPES:
             raise ValueError(f"data_type {dtype!r} is not one of {list(DATA_TYPES)}")
         options = row.get("options") or []
@@ -80,7 +86,8 @@ class Sample:
             raise ValueError("options must be a list of strings")
         if ptype == "multiple choice" and not options:
             raise ValueError("a multiple choice row needs options")
-        path = row.get("path")
+        if video_options and dtype != "video":
+            raise ValueError(f"video options given for a {dtype} row")
         if dtype in ("video", "image"):
             if not path:
                 raise ValueError(f"a {dtype} row needs a path")
@@ -89,11 +96,30 @@ class Sample:
                 p = Path(base_dir) / p
             path = str(p)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        extra = {k: v for k, v in row.items() if k not in known}
+        extra = {k: v for k, v in row.items() if k not in known and k != "video"}
         return cls(problem_id=str(row["problem_id"]), problem=str(row["problem"]), problem_type=ptype,
                    solution=str(row["solution"]), data_type=dtype, options=list(options),
                    path=str(path) if path else None, response=row.get("response"),
-                   data_source=row.get("data_source"), extra=extra)
+                   data_source=row.get("data_source"), video_options=video_options, extra=extra)
+
+
+def _video_item(row: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    """(path, video options) of a row: ``path`` and/or a qwen-vl-utils ``video`` item (checked here)."""
+    item, options, path = row.get("video"), row.get("video_options"), row.get("path")
+    if isinstance(item, str):
+        item = {"video": item}
+    if item is not None and not isinstance(item, dict):
+        raise ValueError(f"video must be a path or a qwen-vl-utils video item, got {type(item).__name__}")
+    if item:
+        if path and item.get("video") and str(item["video"]) != str(path):
+            raise ValueError(f"path {path!r} and video {item['video']!r} name different files")
+        path = path or item.get("video")
+        options = {**(options or {}), **{k: v for k, v in item.items() if k not in ("type", "video")}}
+    if options:
+        from veripo.video.sampling import sampling_from_message
+
+        sampling_from_message(options)  # raises ValueError naming the bad option
+    return path, (dict(options) if options else None)
 
 
 def iter_data_rows(path: str | Path) -> list[tuple[str, Any, bytes]]:

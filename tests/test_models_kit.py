@@ -80,7 +80,8 @@ def test_cli_build_and_info(tmp_path, capsys):
     assert main(["model", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["params_total"] == info["params_vision"] + info["params_language"] > 0
-    assert "<think>" in info["added_non_special_tokens"] and "<|video_pad|>" in info["special_tokens"]
+    assert "<think>" not in info["added_non_special_tokens"] and "<tool_call>" in info["added_non_special_tokens"]
+    assert "<|video_pad|>" in info["special_tokens"]
     assert main(["model", "info", str(tmp_path / "missing")]) == 2
     assert "not found" in capsys.readouterr().err
 

@@ -1,4 +1,4 @@
-"""The locally trained tokenizer: Qwen special tokens, non-special reasoning tags, chat template, padding."""
+"""The locally trained tokenizer: Qwen2.5-VL's added tokens, reasoning tags as ordinary BPE text, chat template."""
 import pytest
 
 from veripo.models.tokenizer import REASONING_TAGS, SPECIAL_TOKENS, train_tokenizer
@@ -9,20 +9,27 @@ def tok():
     return train_tokenizer(["The blue circle spins clockwise twice."], vocab_size=400)
 
 
-def test_special_token_layout(tok):
+def test_added_token_layout(tok):
     assert tok.convert_ids_to_tokens(list(range(len(SPECIAL_TOKENS)))) == list(SPECIAL_TOKENS)
+    assert len(SPECIAL_TOKENS) == 22
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>" and tok.padding_side == "left"
-    assert len(tok) <= 400 + len(REASONING_TAGS)
+    assert tok.bos_token is None and len(tok) <= 400
 
 
-def test_reasoning_tags_are_single_tokens_kept_on_decode(tok):
+def test_reasoning_tags_are_ordinary_text_of_several_pieces(tok):
+    """As in the real Qwen tokenizer: no tag is a token, a piece can straddle two tags, decode keeps them."""
+    for tag in REASONING_TAGS:
+        ids = tok(tag, add_special_tokens=False)["input_ids"]
+        assert len(ids) >= 2 and tok.unk_token_id not in ids
+        assert all(i >= len(SPECIAL_TOKENS) for i in ids)  # ordinary pieces, not added tokens
+        assert tag not in tok.get_vocab()
+    pieces = tok.tokenize("</think><answer>")
+    assert "><" in pieces  # the boundary piece of Qwen2's pre-tokenizer: '</', 'think', '><', 'answer', '>'
     text = "<think>The square is red.</think><answer>A</answer>"
     ids = tok(text + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    for tag in REASONING_TAGS:
-        assert tok.convert_tokens_to_ids(tag) in ids
-        assert len(tok(tag, add_special_tokens=False)["input_ids"]) == 1
     assert tok.decode(ids, skip_special_tokens=True) == text          # <|im_end|> dropped, tags kept
     assert tok.decode(ids, skip_special_tokens=False).endswith("<|im_end|>")
+    assert ids[-1] == tok.convert_tokens_to_ids("<|im_end|>") and ids.count(ids[-1]) == 1
 
 
 def test_round_trip_of_ordinary_text(tok):

@@ -48,7 +48,7 @@ def test_other_sampling_or_changed_file_is_a_miss(video_files, tmp_path):
 
 def test_default_sampling_of_the_cache_is_used(video_files):
     cache = FrameCache(sampling=VideoSampling(num_frames=4, min_pixels=None, max_pixels=None))
-    assert cache.get(video_files["sq16"]).indices == [0, 4, 8, 12]
+    assert cache.get(video_files["sq16"]).indices == [0, 5, 10, 15]
 
 
 def test_lru_bounds_by_count_and_bytes(video_files):

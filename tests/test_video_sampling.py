@@ -8,21 +8,34 @@ def test_fps_sampling_count_and_even_spacing():
     s = VideoSampling(fps=4.0, min_pixels=None, max_pixels=None)
     n = s.num_frames_for(total_frames=16, native_fps=8.0)  # 2 s at 4 fps
     assert n == 8
-    assert sample_indices(16, n) == [0, 2, 4, 6, 8, 10, 12, 14]
+    assert sample_indices(16, n) == [0, 2, 4, 6, 9, 11, 13, 15]  # round(linspace(0, 15, 8)), qwen-vl-utils' rule
 
 
 def test_fps_sampling_is_clamped_and_rounded_to_the_temporal_patch():
     s = VideoSampling(fps=2.0, min_frames=4, max_frames=10, frame_factor=2)
     assert s.num_frames_for(8, 8.0) == 4          # 1 s -> 2 frames -> min 4
     assert s.num_frames_for(800, 8.0) == 10       # 100 s -> 200 frames -> max 10
-    assert s.num_frames_for(20, 8.0) == 6         # 2.5 s -> 5 frames -> 6 (multiple of 2)
+    assert s.num_frames_for(20, 8.0) == 4         # 2.5 s -> 5 frames -> floor to 4 (multiple of 2, qwen-vl-utils)
+    assert s.num_frames_for(3, 8.0) == 2          # never more than the clip has (min 4 capped at 3 -> 2)
+    assert s.num_frames_for(1, 8.0) == 2          # one frame: repeated (qwen-vl-utils raises)
 
 
 def test_fixed_count_overrides_fps_and_spreads_over_the_clip():
     s = VideoSampling(fps=30.0, num_frames=4)
     assert s.num_frames_for(16, 8.0) == 4
-    assert sample_indices(16, 4) == [0, 4, 8, 12]
-    assert VideoSampling(num_frames=5, fps=None).num_frames_for(16, 8.0) in (4, 6)
+    assert sample_indices(16, 4) == [0, 5, 10, 15]
+    assert VideoSampling(num_frames=5, fps=None).num_frames_for(16, 8.0) == 4  # round(2.5) = 2: half to even
+    assert VideoSampling(num_frames=7, fps=None).num_frames_for(16, 8.0) == 8
+    assert sample_indices(40, 4, 10, 32) == [10, 17, 25, 32]  # a video_start..video_end range
+
+
+def test_range_and_clip_pixel_budget():
+    s = VideoSampling(fps=2.0, video_start=0.5, video_end=1.6)
+    assert s.frame_range(40, 20.0) == (10, 32)
+    with pytest.raises(ValueError, match="leave no frames"):
+        VideoSampling(video_start=3.0, video_end=1.0).frame_range(40, 20.0)
+    s = VideoSampling(min_pixels=3136, max_pixels=50000, total_pixels=20000)
+    assert s.pixel_budget(4) == (3136, 10000.0) and s.pixel_budget(100) == (3136, 3292)
 
 
 def test_short_clip_repeats_frames_instead_of_failing():

@@ -7,6 +7,9 @@ Per group (the G rollouts of one prompt, same ``group_id``):
   reasoning first (VerIPO's aim is longer consistent CoT); rejected: a bad rollout, in the order
   correct-but-inconsistent (hard negative) > repetitive > wrong answer (shortest reasoning first) >
   bad format / truncated. Up to ``max_quality_per_prompt`` pairs, a good rollout reused when few.
+Token ids: a response that is a rollout travels as that rollout's ``token_ids`` (``PairRecord.chosen_ids`` /
+``rejected_ids``, end token included); a response made here from text is encoded by DPO with one end token.
+
 * **reflective** — chosen: ``<think> r_wrong <reflection> r_good </think><answer> a_good </answer>``
   (a failed attempt, "Wait, let me re-check the video.", then a good reasoning to the right answer);
   rejected: the failed attempt ``O_wrong`` itself.
@@ -52,7 +55,9 @@ def rejection_reason(v: Verdict) -> str | None:
 
 
 def _pair(kind: str, chosen_ids: list[str], rejected: RolloutRecord, chosen_text: str,
-          verdicts: dict[str, Verdict], reason: str) -> PairRecord:
+          verdicts: dict[str, Verdict], reason: str, chosen: RolloutRecord | None = None) -> PairRecord:
+    """``chosen``: the rollout that IS the chosen response (its token ids travel with the pair); None when the
+    chosen response is text made here (reflective, cleaned): DPO encodes it and appends one end token."""
     ids = sorted(set(chosen_ids) | {rejected.rollout_id})
     key = "|".join([kind, ",".join(chosen_ids), rejected.rollout_id,
                     hashlib.sha1(chosen_text.encode()).hexdigest()])
@@ -63,6 +68,8 @@ def _pair(kind: str, chosen_ids: list[str], rejected: RolloutRecord, chosen_text
         provenance={"chosen": list(chosen_ids), "rejected": [rejected.rollout_id], "reason": reason,
                     "group_id": rejected.group_id, "step": rejected.step, "problem_type": v.problem_type,
                     "verdicts": {i: verdicts[i].summary() for i in ids}},
+        chosen_ids=list(chosen.token_ids) if chosen is not None and chosen.token_ids else None,
+        rejected_ids=list(rejected.token_ids) if rejected.token_ids else None,
     )
 
 
@@ -102,7 +109,7 @@ def build_group_pairs(records: list[RolloutRecord], verdicts: dict[str, Verdict]
     if "quality" in pc.kinds and goods:
         for i, (why, bad) in enumerate(bads[:pc.max_quality_per_prompt]):
             good = goods[i % len(goods)]
-            pairs.append(_pair("quality", [good.rollout_id], bad, good.response, verdicts, why))
+            pairs.append(_pair("quality", [good.rollout_id], bad, good.response, verdicts, why, chosen=good))
     if "reflective" in pc.kinds and goods:
         wrongs = [r for why, r in bads if not verdicts[r.rollout_id].correct and not verdicts[r.rollout_id].repetitive]
         made = 0

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from veripo.prompts import chat_messages
 from veripo.video.cache import FrameCache
 from veripo.video.inputs import build_model_inputs, render_prompt
-from veripo.video.sampling import VideoSampling
+from veripo.video.sampling import VideoSampling, sampling_from_message
 
 
 @dataclasses.dataclass
@@ -46,7 +46,9 @@ def build_prompt_batch(processor, samples: Sequence[Any], frame_cache: FrameCach
         dtype, path = _field(sample, "data_type", "text"), _field(sample, "path")
         clip = image = None
         if dtype == "video":
-            clip = frame_cache.get(path, sampling)
+            options = _field(sample, "video_options")  # the row's qwen-vl-utils video item options
+            clip = frame_cache.get(path, sampling_from_message(options, sampling or frame_cache.sampling)
+                                   if options else sampling)
             if frame_transform is not None:
                 clip = frame_transform(clip, sample)
         elif dtype == "image":

@@ -7,8 +7,11 @@ RolloutRecord — one sampled response, appended by the GRPO stage *before* it i
     group_id     id shared by the G rollouts of one prompt at one step
     sample       the data row (``veripo.data.schema.Sample.to_dict()``): problem, options, solution, path...
     prompt       the user text the policy saw (question + options + instruction)
-    response     decoded completion (``<think>..</think><answer>..</answer>`` kept)
-    token_ids    completion token ids;  logps: per-token log-probs under the sampling policy
+    response     the completion decoded from ``token_ids`` (special tokens skipped, stripped; tags kept): what the
+                 verifier judges
+    token_ids    the completion's token ids as sampled, its end token included (``<|im_end|>``, or the piece that
+                 completed ``</answer>`` when the rollout stopped there; none when cut at the length budget);
+    logps        per-token log-probs under the sampling policy
     rewards      {"accuracy": .., "format": .., ..., "total": ..}
     advantage    the scalar advantage used (null when filtered out); kept: trained on or masked out
     finish_reason "stop" | "length";  timings: {"generate_s": .., ...}
@@ -16,7 +19,10 @@ RolloutRecord — one sampled response, appended by the GRPO stage *before* it i
 PairRecord — one chosen/rejected pair for the DPO stage:
     pair_id, prompt_id, kind ("quality" | "reflective" | "single"), sample (data row), prompt,
     chosen, rejected (full response texts), provenance: {"chosen": [rollout ids], "rejected": [rollout ids],
-    "verdicts": {rollout_id: {...}}, "reason": "why this rejected was picked"}
+    "verdicts": {rollout_id: {...}}, "reason": "why this rejected was picked"},
+    chosen_ids, rejected_ids: the token ids DPO trains on when the response IS a rollout (its ``token_ids``,
+    end token included, never decoded and re-encoded); null for a response made from text (a reflective
+    combination, a cleaned repetition): DPO then encodes the text and appends one ``<|im_end|>``, as SFT does.
 """
 from __future__ import annotations
 
@@ -76,4 +82,6 @@ class PairRecord(_Record):
     chosen: str
     rejected: str
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    chosen_ids: list[int] | None = None
+    rejected_ids: list[int] | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)

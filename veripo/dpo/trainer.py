@@ -25,6 +25,7 @@ from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores, rea
 from veripo.errors import ConfigError, DataError
 from veripo.io_utils import atomic_write_bytes
 from veripo.prompt_batch import build_prompt_batch
+from veripo.models.tokenizer import response_end_id
 from veripo.records import PairRecord
 from veripo.sequences import SequenceBatch, build_sequences, completion_logps
 from veripo.train.distributed import shard
@@ -84,8 +85,13 @@ class DPOTrainer(TrainingStage):
 
     # ------------------------------------------------------------------------------ sequences
     def _encode(self, text: str) -> list[int]:
-        ids = self.tok.encode(text, add_special_tokens=False)
-        return ids or [self.tok.pad_token_id]
+        """A response given as text: its tokens + one end token (``<|im_end|>``), as SFT's targets end."""
+        return self.tok.encode(text, add_special_tokens=False) + [response_end_id(self.tok)]
+
+    def _response_ids(self, pair: PairRecord, side: str) -> list[int]:
+        """The rollout's own token ids when the pair carries them (no decode/re-encode), else the encoded text."""
+        ids = getattr(pair, f"{side}_ids", None)
+        return list(ids) if ids else self._encode(getattr(pair, side))
 
     def _pair_batch(self, pairs: list[tuple[PairRecord, Sample]], revision: bool = False) -> SequenceBatch:
         """Rows 0..B-1 chosen, B..2B-1 rejected. With ``revision``: 4B rows of SRPO's conditional terms
@@ -94,14 +100,14 @@ class DPOTrainer(TrainingStage):
         if not revision:
             prompts = build_prompt_batch(self.processor, [s for _, s in pairs], self.cache, self.cfg.video)
             index = list(range(B)) * 2
-            texts = [p.chosen for p, _ in pairs] + [p.rejected for p, _ in pairs]
+            sides = ["chosen"] * B + ["rejected"] * B
         else:
             samples = [revision_sample(s, p.rejected) for p, s in pairs] + [revision_sample(s, p.chosen) for p, s in pairs]
             prompts = build_prompt_batch(self.processor, samples, self.cache, self.cfg.video)
             index = list(range(B)) + list(range(B)) + list(range(B, 2 * B)) + list(range(B, 2 * B))
-            texts = ([p.chosen for p, _ in pairs] + [p.rejected for p, _ in pairs]
-                     + [p.rejected for p, _ in pairs] + [p.chosen for p, _ in pairs])
-        batch = build_sequences(prompts, index, [self._encode(t) for t in texts], self.tok.pad_token_id)
+            sides = ["chosen"] * B + ["rejected"] * B + ["rejected"] * B + ["chosen"] * B
+        completions = [self._response_ids(pairs[k % B][0], side) for k, side in enumerate(sides)]
+        batch = build_sequences(prompts, index, completions, self.tok.pad_token_id)
         device = model_device(self.model)
         batch.model_inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.model_inputs.items()}
         batch.completion_ids = batch.completion_ids.to(device)

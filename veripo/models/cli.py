@@ -1,6 +1,7 @@
 """``veripo model``: build the offline tiny-model kit, or inspect a checkpoint.
 
     veripo model build-tiny --out runs/tiny-kit [--hidden-size 128 --num-layers 2 ... --seed 0] [--corpus lines.txt]
+                            [--real-ids [--real-vocab-size 152064]]   # the checkpoint's token ids
     veripo model info runs/tiny-kit            # parameter counts, vocabulary, special tokens, pixel budget
 """
 from __future__ import annotations
@@ -22,8 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--corpus", default=None,
                        help="text file with extra tokenizer training lines (one per line), e.g. the task texts")
     for f in dataclasses.fields(TinyModelSpec):
+        if f.type in (bool, "bool"):
+            continue
         build.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default,
                            help=f"{f.metadata.get('help', '')} (default: {f.default})")
+    build.add_argument("--real-ids", dest="real_token_ids", action="store_true",
+                       help="added tokens at the checkpoint's ids (<|im_end|> 151645 ...), vocabulary padded to "
+                            "--real-vocab-size (151936 = 3B, 152064 = 7B)")
     info = sub.add_parser("info", help="print parameter counts, vocabulary and special tokens of a checkpoint")
     info.add_argument("path", help="checkpoint directory or hub id (must be cached when offline)")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")

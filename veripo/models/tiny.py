@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from veripo.config import doc
+from veripo.models import qwen25vl as Q
 
 
 @dataclasses.dataclass
@@ -36,6 +37,18 @@ class TinyModelSpec:
     min_pixels: int = doc("Per-frame minimum pixels for the processor (56x56).", 4 * 28 * 28)
     max_pixels: int = doc("Per-frame maximum pixels for the processor (64x64 -> 56x56 frames, 4 tokens each).", 64 * 64)
     seed: int = doc("Seed for the random initialisation (same seed -> identical weights).", 0)
+    real_token_ids: bool = doc("Put the added tokens at the checkpoint's ids (<|im_end|> 151645, ...) and pad the "
+                               "model vocabulary to real_vocab_size (compact ids 0..21 when false).", False)
+    real_vocab_size: int = doc("Model vocabulary with real_token_ids: 151936 (Qwen2.5-VL-3B) or 152064 (7B).",
+                               Q.VOCAB_SIZE["3B"])
+
+    @classmethod
+    def checkpoint_twin(cls, size: str = "3B", **overrides) -> "TinyModelSpec":
+        """The tiny architecture with everything id- and pixel-sensitive as in Qwen2.5-VL-{size}-Instruct: the
+        checkpoint's token ids, vocabulary and its preprocessor's pixel budget (3136 .. 12845056 per frame)."""
+        values = dict(real_token_ids=True, real_vocab_size=Q.VOCAB_SIZE[size],
+                      min_pixels=Q.PREPROCESSOR_CONFIG["min_pixels"], max_pixels=Q.PREPROCESSOR_CONFIG["max_pixels"])
+        return cls(**{**values, **overrides})
 
     def validate(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -46,6 +59,8 @@ class TinyModelSpec:
             raise ValueError("head_dim (hidden_size / num_heads) must be even for rotary embeddings")
         if self.vision_hidden % self.vision_heads:
             raise ValueError(f"vision_hidden {self.vision_hidden} is not divisible by vision_heads {self.vision_heads}")
+        if self.real_token_ids and self.real_vocab_size < Q.FIRST_ADDED_ID + len(Q.ADDED_TOKENS):
+            raise ValueError(f"real_vocab_size {self.real_vocab_size} is below the checkpoint's 151665 tokens")
         if self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels {self.min_pixels} > max_pixels {self.max_pixels}")
 
@@ -63,7 +78,8 @@ def build_processor(tokenizer, spec: TinyModelSpec):
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     size = {"shortest_edge": spec.min_pixels, "longest_edge": spec.max_pixels}
-    common = dict(patch_size=spec.patch_size, merge_size=spec.merge_size, temporal_patch_size=spec.temporal_patch_size)
+    common = dict(patch_size=spec.patch_size, merge_size=spec.merge_size, temporal_patch_size=spec.temporal_patch_size,
+                  image_mean=list(Q.PREPROCESSOR_CONFIG["image_mean"]), image_std=list(Q.PREPROCESSOR_CONFIG["image_std"]))
     return Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(size=size, **common),
         video_processor=Qwen2VLVideoProcessor(size=size, **common),
@@ -75,14 +91,14 @@ def build_processor(tokenizer, spec: TinyModelSpec):
 def build_model(tokenizer, spec: TinyModelSpec):
     """A random-init Qwen2_5_VLForConditionalGeneration, seeded (the global torch RNG is left untouched)."""
     import torch
-    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     spec.validate()
     tid = tokenizer.convert_tokens_to_ids
     head_dim = spec.hidden_size // spec.num_heads
     config = Qwen2_5_VLConfig(
         text_config=dict(
-            vocab_size=len(tokenizer), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+            vocab_size=spec.real_vocab_size if spec.real_token_ids else len(tokenizer), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
             num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
             num_key_value_heads=spec.num_kv_heads, max_position_embeddings=4096,
             bos_token_id=tid("<|endoftext|>"), eos_token_id=tid("<|im_end|>"), pad_token_id=tid("<|endoftext|>"),
@@ -102,11 +118,19 @@ def build_model(tokenizer, spec: TinyModelSpec):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tid("<|endoftext|>"), eos_token_id=[tid("<|im_end|>"), tid("<|endoftext|>")],
-        pad_token_id=tid("<|endoftext|>"),
-    )
+    model.generation_config = generation_config(tokenizer)
     return model.eval()
+
+
+def generation_config(tokenizer):
+    """The checkpoint's generation_config.json (its near-greedy sampling defaults included), ids from ``tokenizer``."""
+    from transformers import GenerationConfig
+
+    tid = tokenizer.convert_tokens_to_ids
+    values = dict(Q.GENERATION_CONFIG)
+    values.update(bos_token_id=tid(Q.PAD_TOKEN), pad_token_id=tid(Q.PAD_TOKEN),
+                  eos_token_id=[tid(Q.EOS_TOKEN), tid(Q.PAD_TOKEN)])
+    return GenerationConfig(**values)
 
 
 def build_tiny_kit(out_dir: str | Path, spec: TinyModelSpec | None = None, corpus: Iterable[str] | None = None) -> Path:
@@ -119,7 +143,7 @@ def build_tiny_kit(out_dir: str | Path, spec: TinyModelSpec | None = None, corpu
 
     spec = spec or TinyModelSpec()
     spec.validate()
-    tokenizer = train_tokenizer(corpus, vocab_size=spec.vocab_size)
+    tokenizer = train_tokenizer(corpus, vocab_size=spec.vocab_size, real_ids=spec.real_token_ids)
     processor = build_processor(tokenizer, spec)
     model = build_model(tokenizer, spec)
     out = Path(out_dir)

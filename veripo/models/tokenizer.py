@@ -1,46 +1,39 @@
-"""A byte-level BPE tokenizer trained locally, shaped like Qwen2.5-VL's (offline tiny-model kit).
+"""A byte-level BPE tokenizer trained locally, a twin of Qwen2.5-VL's (offline tiny-model kit).
 
 Nothing is downloaded: the vocabulary is learned in well under a second from a built-in corpus of generic
 reasoning / video-QA lines (colours, directions, numbers, option letters, think/answer patterns), plus any
 lines the caller passes (the demo passes its synthetic task texts, so its prompts tokenize compactly).
 
-Layout (matches what Qwen2_5_VLProcessor and the trainers expect):
+What it shares with the real checkpoint (``veripo.models.qwen25vl``; checked by tests/test_models_twin.py):
 
-* special tokens ``<|endoftext|>`` (pad, bos), ``<|im_start|>``, ``<|im_end|>`` (eos), ``<|vision_start|>``,
-  ``<|vision_end|>``, ``<|vision_pad|>``, ``<|image_pad|>``, ``<|video_pad|>`` — ids 0..7 in this order;
-* ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` are *non-special* added tokens: one id each, and
-  ``decode(skip_special_tokens=True)`` keeps them, so reward parsing sees them (cpu-stack.md pitfall 11);
-* a Qwen-style chat template (default system turn, ``<|vision_start|><|video_pad|><|vision_end|>``
-  placeholders for ``{"type": "video"}`` content items, generation prompt ``<|im_start|>assistant\\n``);
-* left padding, so batched generation appends right after each prompt.
+* Qwen2's pre-tokenizer (its split regex, then byte-level) and NFC normalisation, so ``<think>``, ``</think>``,
+  ``<answer>``, ``</answer>`` are ORDINARY text of several BPE pieces (``</answer>`` -> ``</`` ``answer`` ``>``),
+  and a piece may straddle a tag (``</think><answer>`` -> ``</`` ``think`` ``><`` ``answer`` ``>``): stopping at
+  ``</answer>`` needs a string stop criterion, and tags are found in decoded text, never in token ids;
+* the 22 added tokens of Qwen2.5-VL in its order and roles: ``<|endoftext|>`` (pad), ``<|im_start|>``,
+  ``<|im_end|>`` (eos), ... ``<|vision_start|>`` ... ``<|video_pad|>`` special (dropped by
+  ``decode(skip_special_tokens=True)``), ``<tool_call>`` ... ``<|file_sep|>`` not special. Compact form
+  (default): ids 0..21, BPE pieces after them. ``real_ids=True``: the checkpoint's ids 151643..151664, BPE
+  pieces from 0, the gap filled with unreachable ``<|veripo_unused_N|>`` entries (``len(tokenizer)`` = 151665);
+* Qwen2.5-VL's chat template, verbatim (default system turn, vision placeholders, ``add_vision_id``);
+* left padding, so batched generation appends right after each prompt (the real tokenizer pads right;
+  ``load_processor`` sets left for every checkpoint).
 """
 from __future__ import annotations
 
 from typing import Iterable
 
-SPECIAL_TOKENS: tuple[str, ...] = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-)
+from veripo.models import qwen25vl as Q
+
+SPECIAL_TOKENS: tuple[str, ...] = tuple(t for t, _ in Q.ADDED_TOKENS)  # all added tokens, in the checkpoint's order
 REASONING_TAGS: tuple[str, ...] = ("<think>", "</think>", "<answer>", "</answer>")
 VISION_TOKENS: tuple[str, ...] = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-
-# Qwen2-VL style: a default system turn when none is given; image/video content items become vision placeholders.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n" + DEFAULT_SYSTEM_PROMPT + "<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}<|im_end|>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+CHAT_TEMPLATE = Q.CHAT_TEMPLATE
+# Qwen2's pre-tokenizer split (tokenizer.json "pre_tokenizer": Split(this regex, isolated) then ByteLevel).
+QWEN2_SPLIT_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                     r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+UNUSED_TOKEN = "<|veripo_unused_{}|>"
 
 _COLOURS = ("red", "green", "blue", "yellow", "white", "black", "orange", "purple", "pink", "grey", "brown", "cyan")
 _DIRECTIONS = ("left", "right", "up", "down", "left to right", "right to left", "top to bottom", "bottom to top",
@@ -48,6 +41,12 @@ _DIRECTIONS = ("left", "right", "up", "down", "left to right", "right to left", 
 _OBJECTS = ("square", "circle", "ball", "box", "person", "car", "dog", "cat", "cup", "door", "bird", "chair")
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _LETTERS = "ABCDEFGHIJ"
+
+
+def response_end_id(tokenizer) -> int:
+    """The token that ends an assistant turn: ``<|im_end|>`` (Qwen's chat template), else the tokenizer's EOS."""
+    tid = tokenizer.convert_tokens_to_ids(Q.EOS_TOKEN)
+    return tid if tid is not None and tid != tokenizer.unk_token_id else tokenizer.eos_token_id
 
 
 def default_corpus() -> list[str]:
@@ -106,42 +105,56 @@ def default_corpus() -> list[str]:
     return lines
 
 
-def train_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 512, include_default: bool = True):
+def train_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 512, include_default: bool = True,
+                    real_ids: bool = False):
     """Train a byte-level BPE tokenizer on ``default_corpus()`` + ``corpus``; returns a PreTrainedTokenizerFast.
 
-    ``vocab_size`` is the BPE target including the special tokens; a small corpus may give fewer merges, so
-    use ``len(tokenizer)`` for the model's vocabulary. Training is deterministic for a given corpus.
+    ``vocab_size`` is the BPE target including the 22 added tokens; a small corpus may give fewer merges.
+    ``real_ids``: the added tokens at the checkpoint's ids (see the module doc). Deterministic for a corpus.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    import json
+
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     lines = (default_corpus() if include_default else []) + [str(x) for x in (corpus or [])]
     if not lines:
         raise ValueError("train_tokenizer: empty corpus")
     bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    # The tags are added as whole tokens afterwards; strip them from the training text so no merge wastes on them.
-    cleaned = [_strip_tags(line) for line in lines]
-    bpe.train_from_iterator(cleaned, trainer)
-    bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t in REASONING_TAGS])
-    tok = PreTrainedTokenizerFast(
+    bpe.train_from_iterator(lines, trainer)
+    bpe.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, sp in Q.ADDED_TOKENS if sp])
+    bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t, sp in Q.ADDED_TOKENS if not sp])
+    if real_ids:
+        bpe = Tokenizer.from_str(json.dumps(_at_real_ids(json.loads(bpe.to_str()))))
+    return PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token=Q.EOS_TOKEN,
+        pad_token=Q.PAD_TOKEN,
         padding_side="left",
         extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
                               "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>"},
         chat_template=CHAT_TEMPLATE,
-        model_max_length=32768,
+        model_max_length=Q.MODEL_MAX_LENGTH,
     )
-    return tok
 
 
-def _strip_tags(line: str) -> str:
-    for tag in REASONING_TAGS:
-        line = line.replace(tag, " ")
-    return line
+def _at_real_ids(state: dict) -> dict:
+    """Move a compact tokenizer's added tokens (ids 0..21) to 151643..151664 and its BPE pieces to 0..N-23,
+    filling the ids in between with unreachable placeholders (no merge produces them). Merges are unchanged."""
+    n_added = len(Q.ADDED_TOKENS)
+    vocab = state["model"]["vocab"]
+    remapped = {tok: (Q.FIRST_ADDED_ID + i if i < n_added else i - n_added) for tok, i in vocab.items()}
+    for i in range(len(vocab) - n_added, Q.FIRST_ADDED_ID):
+        remapped[UNUSED_TOKEN.format(i)] = i
+    state["model"]["vocab"] = remapped
+    for added in state["added_tokens"]:
+        added["id"] = remapped[added["content"]]
+    return state

@@ -1,10 +1,12 @@
 """Rollout engine on Hugging Face ``generate`` (CPU and GPU; the default).
 
 Batched and left-padded, KV cache on, G samples per prompt through ``num_return_sequences``, stop on EOS
-or right after ``</answer>``, vision placeholder tokens suppressed (a sampled ``<|video_pad|>`` would break
+or right after ``</answer>`` (a stop id when it is one token, else the string criterion ``StopAfterText``: in
+Qwen's tokenizer it is three pieces), vision placeholder tokens suppressed (a sampled ``<|video_pad|>`` would break
 the next forward). Per-token log-probs of the sampled tokens under the *sampling* distribution (after
 temperature / top-k / top-p) are returned as vLLM does, recorded step by step (``SampledLogprobs``). The
-checkpoint's own sampling defaults (Qwen2.5-VL ships temperature 1e-6, top-k 1, repetition penalty 1.05) are
+checkpoint's own sampling defaults (Qwen2.5-VL-7B-Instruct ships temperature 0.1, top-p 0.001, top-k 1, repetition
+penalty 1.05; the tiny kit copies them) are
 switched off: rollouts sample the policy's distribution under ``SamplingParams`` only (whose
 ``repetition_penalty`` is 1.0 unless asked for, e.g. by an evaluation that reproduces VerIPO's 1.05).
 """
@@ -15,7 +17,8 @@ import time
 from typing import Any, Sequence
 
 import torch
-from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import (LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TemperatureLogitsWarper, TopKLogitsWarper,
+                          TopPLogitsWarper)
 
 from veripo.prompt_batch import PromptBatch, build_prompt_batch
 from veripo.rollout.engine import EngineCapabilities, EngineSpec
@@ -39,6 +42,38 @@ def stop_token_ids(tokenizer, stop_at_answer: bool) -> list[int]:
         if len(enc) == 1:
             ids.append(enc[0])
     return ids
+
+
+class StopAfterText(StoppingCriteria):
+    """A ``generate`` stopping criterion: a row stops at the token that completes ``text`` in its decoded output
+    (vLLM's ``stop`` string; ``include_stop_str_in_output``). Needed when ``</answer>`` is several BPE pieces, as
+    in the real Qwen tokenizer, where a piece may also straddle it (``>`` ``<``). Only the decoded tail of the
+    last ``window`` tokens is read each step; ``stopped_at[row]`` = the row's new-token count when it stopped
+    (the tokens ``generate`` appends after that are padding, never sampled)."""
+
+    def __init__(self, tokenizer, text: str, prompt_len: int) -> None:
+        self.tokenizer, self.text, self.prompt_len = tokenizer, text, prompt_len
+        self.window = len(text) + 1  # a token holds at least one character
+        self.stopped_at: dict[int, int] = {}
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        new = input_ids.shape[1] - self.prompt_len
+        tails = input_ids[:, -self.window:].tolist()
+        for row, tail in enumerate(tails):
+            if row in self.stopped_at:
+                done[row] = True
+            elif self.text in self.tokenizer.decode(tail) and self.text not in self.tokenizer.decode(tail[:-1]):
+                self.stopped_at[row] = new  # the last token completed the text: it is the row's end token
+                done[row] = True
+        return done
+
+
+def answer_stop_criterion(tokenizer, stop_at_answer: bool, prompt_len: int) -> StopAfterText | None:
+    """A string stop after ``</answer>`` when it is several tokens (``stop_token_ids`` covers the one-token case)."""
+    if not stop_at_answer or len(tokenizer.encode("</answer>", add_special_tokens=False)) == 1:
+        return None
+    return StopAfterText(tokenizer, "</answer>", prompt_len)
 
 
 def suppressed_token_ids(tokenizer) -> list[int]:
@@ -222,6 +257,9 @@ class HFEngine:
         was_training = self.model.training
         self.model.eval()
         hidden = LastHiddenStates(self.model) if capture_hidden else None
+        text_stop = answer_stop_criterion(tok, params.stop_at_answer, inputs["input_ids"].shape[1])
+        if text_stop is not None:
+            gen_kwargs["stopping_criteria"] = StoppingCriteriaList([text_stop])
         try:
             with hidden if hidden is not None else contextlib.nullcontext():
                 result = self.model.generate(**inputs, **gen_kwargs)
@@ -236,13 +274,18 @@ class HFEngine:
         for row in range(seqs.shape[0]):
             ids = seqs[row].tolist()
             finish = "length"
+            if text_stop is not None and row in text_stop.stopped_at:
+                ids = ids[: text_stop.stopped_at[row]]  # ends at the token completing </answer> (no EOS in it)
             for j, t in enumerate(ids):
                 if t in stop_set:
                     ids = ids[: j + 1]
                     finish = "stop"
                     break
             else:
-                ids = [t for t in ids if t != tok.pad_token_id] if tok.pad_token_id not in stop_set else ids
+                if text_stop is not None and row in text_stop.stopped_at:
+                    finish = "stop"
+                else:
+                    ids = [t for t in ids if t != tok.pad_token_id] if tok.pad_token_id not in stop_set else ids
             text = tok.decode(ids, skip_special_tokens=True)
             completions.append(Completion(text=text.strip(), token_ids=ids,
                                           logps=[float(x) for x in logps[row, : len(ids)].tolist()],

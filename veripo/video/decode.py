@@ -1,11 +1,13 @@
 """Decode a video file into sampled RGB frames with their true timestamps (decord first, PyAV fallback).
 
-``decode_video(path, sampling)`` -> ``VideoClip``. Frame choice follows ``veripo.video.sampling``; each kept
+``decode_video(path, sampling)`` -> ``VideoClip``. Frame choice follows ``veripo.video.sampling`` (qwen-vl-utils'
+rules: the same indices, sizes and pixel values as ``qwen_vl_utils.fetch_video`` on decord); each kept
 frame's timestamp is ``index / native_fps`` (constant-frame-rate assumption, the same one the processor's
 ``VideoMetadata`` makes, so the model's temporal positions and these timestamps agree).
 
 Resizing is done here, not left to the processor: frames are resized to the sampling's pixel budget with
-Qwen2-VL's ``smart_resize`` rule (aspect kept, sides multiples of 28, bicubic with antialias). That keeps the
+Qwen2-VL's ``smart_resize`` rule (aspect kept, sides multiples of 28, bicubic with antialias, rounded to uint8 as
+torchvision's resize of a uint8 tensor does, which is what qwen-vl-utils calls). That keeps the
 frame cache small (a 1080p clip is cached at model size, not native size). When the processor has the same
 budget (``sampling_for_processor``), its own resize is then the identity. With ``min_pixels = max_pixels =
 None`` frames keep their native size and the processor alone decides.
@@ -37,6 +39,7 @@ class VideoClip:
     indices      frame indices in the source video (non-decreasing)
     native_fps   the file's average frame rate;  total_frames: frames in the file
     path         absolute path of the file;  backend: "decord" or "pyav"
+    span_frames  frames in the sampled range (video_start..video_end); None: the whole file
     """
 
     frames: np.ndarray
@@ -46,6 +49,7 @@ class VideoClip:
     total_frames: int
     path: str
     backend: str = ""
+    span_frames: int | None = None
 
     @property
     def num_frames(self) -> int:
@@ -57,8 +61,8 @@ class VideoClip:
 
     @property
     def sampled_fps(self) -> float:
-        """Frames per second of the sample, as the processor computes it: len(indices) / total * native_fps."""
-        return len(self.indices) / self.total_frames * self.native_fps
+        """Frames per second of the sample, as the processor computes it: len(indices) / frames in range * native_fps."""
+        return len(self.indices) / (self.span_frames or self.total_frames) * self.native_fps
 
     @property
     def nbytes(self) -> int:
@@ -69,7 +73,7 @@ class VideoClip:
         from transformers.video_utils import VideoMetadata
 
         return VideoMetadata(
-            total_num_frames=self.total_frames, fps=self.native_fps, width=int(self.frames.shape[2]),
+            total_num_frames=self.span_frames or self.total_frames, fps=self.native_fps, width=int(self.frames.shape[2]),
             height=int(self.frames.shape[1]), duration=self.duration, video_backend=self.backend,
             frames_indices=list(self.indices),
         )
@@ -96,7 +100,7 @@ def decode_video(path: str | Path, sampling: VideoSampling | None = None, backen
     failures: list[str] = []
     for name in order:
         try:
-            frames, indices, native_fps, total = readers[name](str(path), sampling)
+            frames, indices, native_fps, total, span = readers[name](str(path), sampling)
         except VideoError:
             raise
         except Exception as e:  # decoder libraries raise many types (DECORDError, av.error.*, RuntimeError...)
@@ -104,16 +108,19 @@ def decode_video(path: str | Path, sampling: VideoSampling | None = None, backen
             continue
         timestamps = [round(i / native_fps, 6) for i in indices]
         return VideoClip(frames=frames, timestamps=timestamps, indices=list(indices), native_fps=float(native_fps),
-                         total_frames=int(total), path=str(path), backend=name)
+                         total_frames=int(total), path=str(path), backend=name,
+                         span_frames=span if span != total else None)
     raise VideoError(f"{path}: cannot decode video ({'; '.join(failures)})")
 
 
-def resize_frames(frames: np.ndarray, sampling: VideoSampling, chunk: int = 8) -> np.ndarray:
-    """Resize uint8 [T, H, W, 3] frames to the sampling's smart_resize target (bicubic, antialias)."""
-    if sampling.min_pixels is None and sampling.max_pixels is None:
+def resize_frames(frames: np.ndarray, sampling: VideoSampling, n_frames: int | None = None, chunk: int = 8) -> np.ndarray:
+    """Resize uint8 [T, H, W, 3] frames to the sampling's smart_resize target (bicubic, antialias) for a clip of
+    ``n_frames`` sampled frames (default T; the clip's pixel budget depends on it)."""
+    min_pixels, max_pixels = sampling.pixel_budget(frames.shape[0] if n_frames is None else n_frames)
+    if min_pixels is None and max_pixels is None:
         return np.ascontiguousarray(frames)
     height, width = frames.shape[1:3]
-    new_h, new_w = target_size(height, width, sampling.min_pixels, sampling.max_pixels, sampling.size_factor)
+    new_h, new_w = target_size(height, width, min_pixels, max_pixels, sampling.size_factor)
     if (new_h, new_w) == (height, width):
         return np.ascontiguousarray(frames)
     import torch
@@ -134,23 +141,30 @@ def _check_total(total: int, native_fps: float) -> None:
         raise ValueError(f"the video stream has no usable frame rate ({native_fps})")
 
 
-def _read_decord(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[int], float, int]:
+def _choose(total: int, native_fps: float, sampling: VideoSampling) -> tuple[list[int], int]:
+    """(frame indices, frames in the sampled range) for a clip of ``total`` frames."""
+    _check_total(total, native_fps)
+    first, last = sampling.frame_range(total, native_fps) if total > 1 else (0, 0)
+    span = last - first + 1
+    return sample_indices(total, sampling.num_frames_for(span, native_fps), first, last), span
+
+
+def _read_decord(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[int], float, int, int]:
     import decord
 
     reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     total, native_fps = len(reader), float(reader.get_avg_fps())
-    _check_total(total, native_fps)
-    indices = sample_indices(total, sampling.num_frames_for(total, native_fps))
+    indices, span = _choose(total, native_fps, sampling)
     chunks = []
     for start in range(0, len(indices), _CHUNK):  # decode + resize in chunks: peak memory stays ~_CHUNK native frames
         part = reader.get_batch(indices[start:start + _CHUNK]).asnumpy()
         if part.ndim != 4 or part.shape[0] != len(indices[start:start + _CHUNK]):
             raise ValueError(f"decord returned frames of shape {part.shape} for {len(indices)} indices")
-        chunks.append(resize_frames(part, sampling))
-    return np.concatenate(chunks), indices, native_fps, total
+        chunks.append(resize_frames(part, sampling, len(indices)))
+    return np.concatenate(chunks), indices, native_fps, total, span
 
 
-def _read_pyav(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[int], float, int]:
+def _read_pyav(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[int], float, int, int]:
     import av
 
     with av.open(path) as container:
@@ -162,15 +176,13 @@ def _read_pyav(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[int
         total = int(stream.frames or 0)
         if total <= 0:
             total = sum(1 for packet in container.demux(stream) if packet.size)
-    _check_total(total, native_fps)
-    indices = sample_indices(total, sampling.num_frames_for(total, native_fps))
+    indices, span = _choose(total, native_fps, sampling)
     frames, decoded = _pyav_pick(path, indices, sampling)
     if decoded < total and indices[-1] >= decoded:  # the header over-counted frames: sample again from the true count
         total = decoded
-        _check_total(total, native_fps)
-        indices = sample_indices(total, sampling.num_frames_for(total, native_fps))
+        indices, span = _choose(total, native_fps, sampling)
         frames, _ = _pyav_pick(path, indices, sampling)
-    return frames, indices, native_fps, total
+    return frames, indices, native_fps, total, span
 
 
 def _pyav_pick(path: str, indices: list[int], sampling: VideoSampling) -> tuple[np.ndarray, int]:
@@ -188,7 +200,7 @@ def _pyav_pick(path: str, indices: list[int], sampling: VideoSampling) -> tuple[
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
             if decoded in wanted:
-                array = resize_frames(frame.to_ndarray(format="rgb24")[None], sampling)[0]
+                array = resize_frames(frame.to_ndarray(format="rgb24")[None], sampling, len(indices))[0]
                 for slot in wanted[decoded]:
                     picked[slot] = array
             decoded += 1
