@@ -21,8 +21,10 @@ def test_quick_demo_writes_the_report_and_plots(quick_demo):
     out, stdout = quick_demo
     report = (out / "report.md").read_text()
     assert "Held-out results after each stage" in report
-    for png in ("stages.png", "grpo_curves.png", "times.png"):
+    for png in ("stages.png", "per_type.png", "grpo_curves.png", "times.png"):
         assert (out / png).stat().st_size > 1000, png
+    assert "Held-out accuracy per task type after each stage" in report
+    assert "## What was not learned" in report and "counting" in report
     assert "held-out accuracy" in stdout and "finished in" in stdout
     for it in (1, 2):
         for stage in ("grpo", "verify", "dpo"):
@@ -44,7 +46,32 @@ def test_quick_demo_learns(quick_demo):
         before, after = rows[f"iter-{it}/grpo"], rows[f"iter-{it}/dpo"]
         assert after["sampled_inconsistency_rate"] < before["sampled_inconsistency_rate"], (it, rows)
     checks = json.loads((out / "report.json").read_text())["checks"]
-    assert all(ok for name, ok, _detail in checks if "sampled" in name), checks
+    assert all(ok for name, ok, _detail in checks if "sampled" in name and ":" not in name), checks
+
+
+def test_quick_demo_reports_every_task_type_after_every_stage(quick_demo):
+    """The default task mixes colour, direction and order; each stage's held-out accuracy is split by type,
+    greedy and sampled; the warm start stopped before the ceiling."""
+    out, stdout = quick_demo
+    data = json.loads((out / "report.json").read_text())
+    per_type = data["per_type"]
+    assert [r["after"] for r in per_type] == [r["after"] for r in data["rows"]]
+    for r in per_type:
+        assert set(r["greedy"]) == set(r["sampled"]) == {"color", "direction", "order"}, r
+    assert per_type[-1]["greedy"]["color"] >= 0.5  # colour is learned even in the quick run
+    assert data["rows"][0]["sampled_accuracy"] < 0.95  # not at the ceiling after the warm start
+    assert "color greedy" in (out / "per_type.md").read_text() and "[not learned]" in stdout
+
+
+def test_seeds_aggregate_gives_mean_and_spread():
+    from veripo.demo.seeds import aggregate, parse_seeds, spread
+
+    assert parse_seeds("0,1,2") == [0, 1, 2]
+    assert spread([0.5, 0.7]) == pytest.approx({"mean": 0.6, "std": 0.1414, "min": 0.5, "max": 0.7, "n": 2}, abs=1e-3)
+    run = lambda acc: {"rows": [{"after": "start", "accuracy": acc}],  # noqa: E731
+                       "per_type": [{"after": "start", "greedy": {"order": acc}, "sampled": {}}]}
+    agg = aggregate({0: run(0.25), 1: run(0.75)})
+    assert agg[0]["after"] == "start" and agg[0]["accuracy"]["mean"] == 0.5 and agg[0]["order greedy"]["max"] == 0.75
 
 
 def test_demo_refuses_a_foreign_directory(tmp_path):
