@@ -82,3 +82,27 @@ def test_demo_refuses_a_foreign_directory(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert (foreign / "thesis.tex").exists()
+
+
+def test_per_type_rows_checks_and_what_was_not_learned(tmp_path):
+    """Greedy per type from each eval's results.json, sampled per type from the stage summary; a type left near
+    chance is named as not learned, and a temporal type whose sampled accuracy GRPO did not raise fails its check."""
+    from veripo.demo.per_type import not_learned, type_checks, type_rows, type_table
+
+    def ev(key, greedy, sampled):
+        (tmp_path / key).mkdir(parents=True)
+        (tmp_path / key / "results.json").write_text(json.dumps({"tasks": {t: {"score": v} for t, v in greedy.items()}}))
+        return key, {"summary": {"sampled_accuracy_by_task": sampled}}
+
+    stages = dict([ev("eval-start", {"color": 0.6, "order": 0.5}, {"color": 0.5, "order": 0.45}),
+                   ("iter-1/grpo", {"summary": {}}),
+                   ev("iter-1/eval-grpo", {"color": 0.9, "order": 0.3}, {"color": 0.8, "order": 0.3})])
+    rows = type_rows({"stages": stages}, tmp_path)
+    assert [r["after"] for r in rows] == ["start", "iter-1/grpo"]
+    assert rows[1]["greedy"] == {"color": 0.9, "order": 0.3} and rows[0]["sampled"]["order"] == 0.45
+    checks = {name: ok for name, ok, _ in type_checks(rows)}
+    assert checks["order: GRPO raises sampled accuracy (warm start -> iteration 1 GRPO)"] is False
+    assert checks["color: clearly above chance (25% + 15%) after the loop (greedy)"] is True
+    missing = not_learned(rows, ["color", "order"])
+    assert any(m.startswith("order: not learned") for m in missing) and not any(m.startswith("color") for m in missing)
+    assert "| start | 60.0% | 50.0% | 50.0% | 45.0% |" in type_table(rows)
