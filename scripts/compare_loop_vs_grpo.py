@@ -22,7 +22,6 @@ and ``OUT/compare.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time

@@ -159,8 +159,9 @@ def run_demo(cfg: DemoConfig, resume: bool = False) -> dict[str, Any]:
     _say((out / "per_type.md").read_text())
     for name, ok, detail in checks:
         _say(f"  [{'ok' if ok else '--'}] {name}: {detail}")
+    _say("  what was not learned (or only partly):")
     for line in missing:
-        _say(f"  [not learned] {line}")
+        _say(f"  - {line}")
     _say(f"\n[demo] finished in {total:.0f}s; report: {report}")
     return {"rows": rows, "per_type": per_type, "checks": checks, "seconds": total, "report": str(report),
             "sft_steps": sft["steps"]}

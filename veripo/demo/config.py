@@ -38,7 +38,9 @@ class DemoConfig:
         # model.freeze_vision is left at auto: trained for the tiny kit (random init), frozen for a real checkpoint
         "grpo": {"rollout": {"prompts_per_step": 8, "group_size": 8, "temperature": 0.7,
                              "max_new_tokens": MAX_NEW_TOKENS},
-                 "optim": {"lr": 1e-4, "schedule": "linear", "micro_batch_size": 64},
+                 # lr 2e-4 with linear decay: the probe's GRPO recipe on direction (sampled 68.8% -> 81.3% in 40
+                 # steps); 1e-4 left the mixed task where it was in 12 steps
+                 "optim": {"lr": 2e-4, "schedule": "linear", "micro_batch_size": 64},
                  "run": {"steps": 40, "save_every": 20, "tensorboard": False}},
         # quality pairs only: on the tiny model, reflective chosen responses (a wrong and a right reasoning
         # joined) did not lower the measured inconsistency, while correct-vs-inconsistent pairs did
@@ -56,5 +58,5 @@ QUICK = {
     "task": {"n_train": 192, "n_val": 48, "n_test": 48},
     # fewer val checks, and a lower bar: in the quick run the temporal types are only starting to learn
     "sft": {"steps": 250, "stop": {"eval_every": 50, "min_accuracy": 0.45, "min_class_accuracy": 0.0}},
-    "loop": {"iterations": 2, "grpo": {"run": {"steps": 12}}, "dpo": {"batch_size": 8}},
+    "loop": {"iterations": 2, "grpo": {"optim": {"lr": 1e-4}, "run": {"steps": 12}}, "dpo": {"batch_size": 8}},
 }
