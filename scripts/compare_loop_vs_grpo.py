@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+ARMS = ("warm_start", "loop", "grpo", "loop_reflective")
 METRICS = (("accuracy", "greedy accuracy", True), ("sampled_accuracy", "sampled accuracy", True),
            ("sampled_inconsistency_rate", "inconsistency (sampled)", True), ("response_tokens", "response tokens", False))
 
@@ -39,12 +40,12 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def loop_arm(cfg, prep: dict[str, Any]) -> dict[str, Any]:
+def loop_arm(cfg, prep: dict[str, Any], name: str = "loop", **overrides: Any) -> dict[str, Any]:
     from veripo.demo.cli import BUDGET, loop_config
     from veripo.loop.runner import run_loop
 
-    lcfg = loop_config(cfg, prep, prep["out"] / "loop")
-    manifest = run_loop(lcfg, resume=True, log=lambda m: _say(f"[loop arm] {m}"),
+    lcfg = loop_config(cfg, prep, prep["out"] / name, **overrides)
+    manifest = run_loop(lcfg, resume=True, log=lambda m: _say(f"[{name} arm] {m}"),
                         budget=BUDGET["quick" if cfg.quick else "full"])
     stages = manifest["stages"]
     train_keys = [k for k in stages if "eval" not in k]
@@ -55,7 +56,9 @@ def loop_arm(cfg, prep: dict[str, Any]) -> dict[str, Any]:
             "grpo_seconds": sum(stages[k]["seconds"] for k in grpo_keys),
             "grpo_steps": sum(int(stages[k]["summary"].get("steps") or lcfg.grpo.get("run", {}).get("steps", 0))
                               for k in grpo_keys),
-            "start": stages["eval-start"]["summary"] if "eval-start" in stages else None}
+            "start": stages["eval-start"]["summary"] if "eval-start" in stages else None,
+            "per_stage": [{"after": k, **{m: stages[k]["summary"].get(m) for m, _, _ in METRICS}}
+                          for k in stages if "eval" in k]}
 
 
 def grpo_arm(cfg, prep: dict[str, Any], steps: int) -> dict[str, Any]:
@@ -72,7 +75,7 @@ def grpo_arm(cfg, prep: dict[str, Any], steps: int) -> dict[str, Any]:
     return {"summary": summary, "train_seconds": seconds, "grpo_steps": steps}
 
 
-def compare_seed(cfg, seed: int, out: Path, reuse: Path | None) -> dict[str, Any]:
+def compare_seed(cfg, seed: int, out: Path, reuse: Path | None, reflective: bool = False) -> dict[str, Any]:
     import dataclasses
 
     from veripo.demo.cli import prepare_run
@@ -87,8 +90,11 @@ def compare_seed(cfg, seed: int, out: Path, reuse: Path | None) -> dict[str, Any
         prep = {**prep, "out": out / f"seed-{seed}"}
         prep["out"].mkdir(parents=True, exist_ok=True)
     grpo = grpo_arm(one, prep, steps)
-    return {"seed": seed, "warm_start": loop["start"], "loop": loop, "grpo": grpo,
-            "seconds_per_grpo_step": per_step}
+    result = {"seed": seed, "warm_start": loop["start"], "loop": loop, "grpo": grpo, "seconds_per_grpo_step": per_step}
+    if reflective:  # item 4: the same loop with reflective pairs (wrong reasoning, a reflection, a right one) too
+        result["loop_reflective"] = loop_arm(one, prep, "loop-reflective",
+                                             verify={"pairs": {"kinds": ["quality", "reflective"]}})
+    return result
 
 
 def _spread(values: list[float]) -> str:
@@ -109,7 +115,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
              "| seed | arm | train s | GRPO steps | " + " | ".join(n for _, n, _ in METRICS) + " | sampled by type |",
              "|---|---|---|---|" + "---|" * len(METRICS) + "---|"]
     for r in results:
-        for arm in ("warm_start", "loop", "grpo"):
+        for arm in ARMS:
+            if arm not in r:
+                continue
             entry = r[arm] if arm != "warm_start" else {"summary": r["warm_start"] or {}}
             s = entry["summary"]
             by = ", ".join(f"{t} {100 * v:.0f}%" for t, v in (s.get("sampled_accuracy_by_task") or {}).items())
@@ -118,7 +126,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
                          + " | ".join(_fmt(s.get(k), pct) for k, _, pct in METRICS) + f" | {by} |")
     lines += ["", "Mean ± standard deviation over seeds:", "", "| arm | " + " | ".join(n for _, n, _ in METRICS) + " |",
               "|---|" + "---|" * len(METRICS)]
-    for arm in ("loop", "grpo"):
+    for arm in [a for a in ARMS[1:] if all(a in r for r in results)]:
         cells = []
         for k, _, pct in METRICS:
             vals = [r[arm]["summary"].get(k) for r in results if r[arm]["summary"].get(k) is not None]
@@ -127,6 +135,15 @@ def markdown(results: list[dict[str, Any]]) -> str:
     wins = sum(r["loop"]["summary"].get("sampled_accuracy", 0) > r["grpo"]["summary"].get("sampled_accuracy", 0)
                for r in results)
     lines += ["", f"The loop has the higher sampled accuracy on {wins} of {len(results)} seeds."]
+    if all("loop_reflective" in r for r in results):
+        lines += ["", "Response length and sampled inconsistency per stage, quality pairs vs quality + reflective pairs:",
+                  "", "| seed | stage | tokens (quality) | tokens (+reflective) | inconsistency (quality) | "
+                  "inconsistency (+reflective) |", "|---|---|---|---|---|---|"]
+        for r in results:
+            for a, b in zip(r["loop"]["per_stage"], r["loop_reflective"]["per_stage"]):
+                lines.append(f"| {r['seed']} | {a['after']} | {_fmt(a['response_tokens'], False)} | "
+                             f"{_fmt(b['response_tokens'], False)} | {_fmt(a['sampled_inconsistency_rate'], True)} | "
+                             f"{_fmt(b['sampled_inconsistency_rate'], True)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -157,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--quick", action="store_true", help="the demo's --quick settings (a smoke run)")
+    p.add_argument("--reflective", action="store_true",
+                   help="also run the loop with reflective pairs (quality + reflective): length and inconsistency per stage")
     p.add_argument("--from", dest="reuse", default=None,
                    help="a `veripo demo --seeds` run directory whose seed-N/ warm starts and loops to reuse")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="DemoConfig overrides, as for veripo demo")
@@ -177,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     reuse = Path(args.reuse) if args.reuse else None
     results = []
     for seed in parse_seeds(args.seeds):
-        results.append(compare_seed(cfg, seed, out, reuse))
+        results.append(compare_seed(cfg, seed, out, reuse, reflective=args.reflective))
         atomic_write_json(out / "compare.json", results)
     atomic_write_text(out / "compare.md", markdown(results))
     plot(results, out / "compare.png")

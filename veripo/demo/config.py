@@ -31,7 +31,7 @@ class DemoConfig:
         "steps": 900, "batch_size": 16, "optim": {"lr": 1e-3, "warmup_steps": 10},
         # every (type, answer) class of val >= 3/8 and overall >= 55%: past chance on every type, below the
         # ceiling (the rule the probe suggested; an aggregate rule stops while a type is still at chance)
-        "stop": {"eval_every": 25, "min_steps": 100, "min_accuracy": 0.55, "min_class_accuracy": 0.34,
+        "stop": {"eval_every": 50, "min_steps": 150, "min_accuracy": 0.55, "min_class_accuracy": 0.34,
                  "max_new_tokens": MAX_NEW_TOKENS}})
     loop: dict[str, Any] = doc("LoopConfig fields (veripo loop --show-config).", default_factory=lambda: {
         "iterations": 2, "drop_solved_ratio": 0.8,
