@@ -44,6 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--judge-model", default=None, help="model name at --judge-url")
     parser.add_argument("--seeds", default=None, metavar="0,1,2",
                         help="run the demo once per seed into OUT/seed-N/ and write OUT/seeds.md (mean and spread)")
+    parser.add_argument("--jobs", type=int, default=1, help="with --seeds: run this many seeds at once")
 
 
 def build_config(args) -> DemoConfig:
@@ -217,7 +218,7 @@ def run(args) -> int:
     if args.seeds:
         from veripo.demo.seeds import parse_seeds, run_seeds
 
-        run_seeds(cfg, parse_seeds(args.seeds), resume=args.resume)
+        run_seeds(cfg, parse_seeds(args.seeds), resume=args.resume, jobs=args.jobs)
     else:
         run_demo(cfg, resume=args.resume)
     return 0

@@ -85,20 +85,32 @@ def seeds_markdown(results: dict[int, dict[str, Any]], agg: list[dict[str, Any]]
     return "\n".join(lines) + "\n"
 
 
-def run_seeds(cfg, seeds: list[int], resume: bool = False) -> dict[str, Any]:
+def _one_seed(cfg, resume: bool) -> dict[str, Any]:
+    import veripo  # noqa: F401  (a spawned worker: torchvision shim before transformers)
     from veripo.demo.cli import run_demo
 
+    return {**run_demo(cfg, resume=resume), "report_dir": cfg.out_dir}
+
+
+def run_seeds(cfg, seeds: list[int], resume: bool = False, jobs: int = 1) -> dict[str, Any]:
+    """Each seed's demo in turn (``jobs`` > 1: that many at once, in separate processes; a seed's table does not
+    depend on what runs beside it, only its wall time does)."""
     root = Path(cfg.out_dir)
     marker = root / ".veripo-demo-seeds"
     if root.exists() and not marker.exists() and any(root.iterdir()):
         raise VeripoError(f"{root} exists and is not a veripo demo --seeds run; choose another --out")
     root.mkdir(parents=True, exist_ok=True)
     marker.write_text("veripo demo --seeds run directory\n")
-    results: dict[int, dict[str, Any]] = {}
-    for seed in seeds:
-        one = dataclasses.replace(cfg, seed=seed, out_dir=str(root / f"seed-{seed}"))
-        res = run_demo(one, resume=resume)
-        results[seed] = {**res, "report_dir": one.out_dir}
+    configs = {seed: dataclasses.replace(cfg, seed=seed, out_dir=str(root / f"seed-{seed}")) for seed in seeds}
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {seed: pool.submit(_one_seed, one, resume) for seed, one in configs.items()}
+            results = {seed: f.result() for seed, f in futures.items()}
+    else:
+        results = {seed: _one_seed(one, resume) for seed, one in configs.items()}
     agg = aggregate(results)
     atomic_write_json(root / "seeds.json", {"seeds": seeds, "aggregate": agg,
                                             "runs": {str(s): {k: v for k, v in r.items()} for s, r in results.items()}})
