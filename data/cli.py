@@ -1,6 +1,7 @@
 """``veripo data``: generate the synthetic video task, validate a data file, convert Video-R1 JSON.
 
     veripo data synth --out runs/task [--seed 0 --n-train 256 --types color,direction --difficulty easy]
+                      [--corpus runs/task/corpus.txt]   # tokenizer text for `veripo model build-tiny --corpus`
     veripo data validate runs/task/train.jsonl [--strict] [--check-videos]
     veripo data convert-video-r1 Video-R1-260k.json video_r1.jsonl [--video-root DIR] [--data-types video]
 """
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--out", default=None, help="output folder (required unless --show-config)")
     synth.add_argument("--config", "-c", default=None, help="YAML file with SynthSpec fields")
     synth.add_argument("--force", action="store_true", help="rebuild even when the manifest matches")
+    synth.add_argument("--corpus", default=None, metavar="FILE",
+                       help="also write the task's text (prompts, options, every response kind), one line each: "
+                            "the tokenizer corpus of `veripo model build-tiny --corpus FILE`")
     synth.add_argument("--show-config", action="store_true", help="print the SynthSpec fields and exit")
     _add_spec_flags(synth)
 
@@ -62,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_synth(args: argparse.Namespace) -> int:
     from veripo.config import ConfigError, describe, from_dict, merge, read_yaml
-    from veripo.data.synthetic import SynthSpec, generate_task
+    from veripo.data.synthetic import SynthSpec, generate_task, write_corpus
 
     if args.show_config:
         print(describe(SynthSpec))
@@ -81,6 +85,9 @@ def _run_synth(args: argparse.Namespace) -> int:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(counts["response_kinds"].items()))
         print(f"  {split}: {counts['rows']} rows -> {files.splits[split]}  [{tasks}]  responses: {kinds}")
     print(f"  manifest: {files.manifest} (content hash {files.content_hash[:16]})")
+    if args.corpus:
+        n = write_corpus(args.corpus, spec)
+        print(f"  tokenizer corpus: {n} lines -> {args.corpus} (veripo model build-tiny --corpus {args.corpus})")
     return 0
 
 

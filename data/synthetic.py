@@ -2,7 +2,7 @@
 
 Each clip is ``frames`` frames of ``size``x``size`` pixels: a dark grey background (a random level per clip)
 with uniform pixel noise, and one or two coloured squares. The settings that a 0.6 M-parameter model can
-learn on 2 CPU cores (notes/learning-probe.md) are the defaults: 8 frames, 56x56, 16x16 square, noise
+learn on 2 CPU cores (notes/learning-probe.md) are the defaults: 8 frames, 56x56, 24x24 square, noise
 +-10, crf 0 (lossless), 4 fps (so ``second_per_grid_ts`` = temporal_patch 2 / 4 fps = 0.5).
 
 Tasks (``SynthSpec.types``); the answer of every row is a fact the video was drawn from (``meta``):
@@ -25,12 +25,13 @@ grid of yuv420p and stay sharp after encoding: sizes and distances can be read b
 Multiple-choice answers and counts are balanced within each split (cycled, then the rows are shuffled).
 Difficulty (``easy``/``medium``/``hard``) scales the noise (x1, x1.5, x2.5), the drift of the colour and
 size squares (1, 2, 4 px/frame at most) and the square side of the colour/direction/order/count clips
-(x1, x0.75, x0.5). Only the colour task was learned by the tiny model in the probe; the others are
-there for larger models and for the verifier.
+(x1, x0.75, x0.5). What the demo's 0.6M-parameter kit learns on 2 CPU cores (notes/learning-probe.md,
+``veripo demo``): colour, direction and order; counting stayed at chance (one constant answer), size and
+distance (regression) were not tried at that scale.
 
 Rows follow :mod:`veripo.data.schema` (Video-R1 compatible, relative video paths) and add ``task``,
 ``split``, ``difficulty``, ``meta`` (the ground truth facts) and ``response_kind`` (``correct`` or one of
-the deliberately flawed kinds of :mod:`veripo.data.templates`; only train rows get flawed responses).
+the deliberately flawed or reflective kinds of :mod:`veripo.data.templates`; only train rows get them).
 
 Everything is a pure function of the spec: one ``numpy`` generator per (seed, split, row), so the same
 spec gives the same rows and the same video bytes. :func:`generate_task` is idempotent: when
@@ -83,7 +84,7 @@ class SynthSpec:
     frames: int = doc("Frames per clip (even; flashes are aligned to frame pairs = temporal patch 2).", 8)
     size: int = doc("Frame width and height in pixels (even, for H.264).", 56)
     fps: float = doc("Frame rate written into the mp4.", 4.0)
-    square: int = doc("Square side in pixels at 'easy' (colour/direction/order/count tasks).", 16)
+    square: int = doc("Square side in pixels at 'easy' (colour/direction/order/count tasks).", 24)
     noise: int = doc("Uniform pixel noise amplitude (+-) at 'easy'.", 10)
     crf: int = doc("libx264 constant rate factor (0 = lossless, which is also the only setting whose bytes "
                    "are the same on every run: x264 at crf > 0 varied between processes).", 0)
@@ -91,6 +92,8 @@ class SynthSpec:
     flawed_inconsistent: float = doc("Fraction of train rows whose response's reasoning and answer disagree.", 0.15)
     flawed_repetitive: float = doc("Fraction of train rows whose response loops one sentence.", 0.10)
     flawed_wrong: float = doc("Fraction of train rows whose response is consistent but wrong.", 0.0)
+    flawed_reflective: float = doc("Fraction of train rows whose response reasons to a wrong value, then corrects "
+                                   "itself ('Wait, ...') and answers the truth.", 0.0)
 
     def __post_init__(self) -> None:
         self.types = tuple(self.types)
@@ -114,7 +117,7 @@ class SynthSpec:
             raise ConfigError(f"square: must be between 2 and size/2 = {self.size // 2}, got {self.square}")
         if self.fps <= 0 or self.noise < 0 or not 0 <= self.crf <= 51:
             raise ConfigError("fps must be > 0, noise >= 0 and crf in 0..51")
-        fractions = (self.flawed_inconsistent, self.flawed_repetitive, self.flawed_wrong)
+        fractions = (self.flawed_inconsistent, self.flawed_repetitive, self.flawed_wrong, self.flawed_reflective)
         if min(fractions) < 0 or sum(fractions) > 1:
             raise ConfigError(f"flawed_*: fractions must be >= 0 and sum to <= 1, got {fractions}")
 
@@ -277,7 +280,7 @@ def _response_kinds(spec: SynthSpec, split: str, n: int, rng: np.random.Generato
     order = [int(i) for i in rng.permutation(n)]
     start = 0
     for kind, frac in (("inconsistent", spec.flawed_inconsistent), ("repetitive", spec.flawed_repetitive),
-                       ("wrong", spec.flawed_wrong)):
+                       ("wrong", spec.flawed_wrong), ("reflective", spec.flawed_reflective)):
         k = min(int(round(frac * n)), n - start)
         for i in order[start:start + k]:
             kinds[i] = kind
@@ -347,6 +350,16 @@ def task_corpus(spec: SynthSpec) -> list[str]:
             for kind in T.RESPONSE_KINDS:
                 texts[T.make_response(row, kind, trng)] = None
     return list(texts)
+
+
+def write_corpus(path: str | Path, spec: SynthSpec) -> int:
+    """Write :func:`task_corpus` one line per text line (the format of ``veripo model build-tiny --corpus``);
+    returns the number of lines."""
+    lines = [line for text in task_corpus(spec) for line in text.splitlines() if line.strip()]
+    lines = list(dict.fromkeys(lines))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
 
 
 # ---------------------------------------------------------------------------------------------- on disk

@@ -2,14 +2,16 @@
 
 Every synthetic row carries ``task`` (``color``, ``direction``, ``order``, ``count``, ``size``,
 ``distance``) and ``meta`` (the ground-truth facts the video was drawn from). From those, this module
-writes the question, a concise correct response (the tiny model generates ~40 tokens), and three kinds
-of flawed response for the warm start, so the Rollout-Aware Verifier has real work to do:
+writes the question, a concise correct response, and four kinds of deliberately flawed response for the
+warm start, so the Rollout-Aware Verifier has real work to do. The reasoning says what the frames show, in
+order, then concludes: "First the square is at the left, then it is at the right, so the direction is right."
 
 ================  =================================================================================
-``correct``       ``<think>{reasoning for the truth}</think><answer>{true answer}</answer>``
+``correct``       ``<think>{what the frames show} so {truth}</think><answer>{true answer}</answer>``
 ``inconsistent``  the reasoning concludes one value and the answer says another (either side true)
-``repetitive``    the reasoning's premise loops 3-4 times, then the (true) answer
+``repetitive``    the reasoning's observation loops 3-4 times without a conclusion, then the (true) answer
 ``wrong``         reasoning and answer agree, but about a wrong value
+``reflective``    a wrong reasoning, "Wait, " and the correct one, then the true answer (self-correction)
 ================  =================================================================================
 
 A *wrong value* is drawn by :func:`wrong_meta`: another option for multiple choice (the two colours
@@ -49,7 +51,7 @@ QUESTIONS = {
                 "frame to the last?",
 }
 
-RESPONSE_KINDS = ("correct", "inconsistent", "repetitive", "wrong")
+RESPONSE_KINDS = ("correct", "inconsistent", "repetitive", "wrong", "reflective")
 _OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
 
 
@@ -80,31 +82,35 @@ def _frames_text(frames: list[int]) -> str:
     return "frames " + ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _times(n: int) -> str:
-    return "once" if n == 1 else f"{n} times"
+#: direction -> (where the square is first, where it is last)
+_ENDS = {"right": ("left", "right"), "left": ("right", "left"), "down": ("top", "bottom"), "up": ("bottom", "top")}
 
 
 def reasoning_parts(task: str, meta: dict[str, Any]) -> tuple[str, str]:
-    """(premise, conclusion) of the reasoning for ``meta``, without final punctuation."""
+    """(what the frames show, in order; the conclusion), without final punctuation. The conclusion always
+    reads "so the X is V", the form the verifier's rule judge parses (veripo.verifier.judges.stated_conclusion)."""
     m = meta
     if task == "color":
-        return f"The square is {m['colour']} in every frame", f"so the colour is {m['colour']}"
+        return f"First the square is {m['colour']}, then it is still {m['colour']}", f"so the colour is {m['colour']}"
     if task == "direction":
-        return f"The square moves {m['direction']} from frame to frame", f"so it moves {m['direction']}"
+        start, end = _ENDS[m["direction"]]
+        return (f"First the square is at the {start}, then it is at the {end}",
+                f"so the direction is {m['direction']}")
     if task == "order":
-        return (f"The {m['first']} square flashes before the {m['second']} square",
-                f"so {m['first']} appears first")
+        return (f"First the {m['first']} square flashes, then the {m['second']} square flashes",
+                f"so the first colour is {m['first']}")
     if task == "count":
-        return f"The square is visible in {_frames_text(m['flash_frames'])}", f"so it flashes {_times(m['count'])}"
+        return f"The square is visible in {_frames_text(m['flash_frames'])}", f"so the count is {m['count']}"
     if task == "size":
         return f"The square spans {m['side']} pixels in each frame", f"so its side is {m['side']} pixels"
     if task == "distance":
-        return f"The square moves from x={m['x0']} to x={m['x1']}", f"so it moves {m['distance']} pixels"
+        return (f"First the square is at x={m['x0']}, then it is at x={m['x1']}",
+                f"so the distance is {m['distance']} pixels")
     raise ValueError(f"unknown synthetic task {task!r}; choose from {sorted(PROBLEM_TYPES)}")
 
 
 def reasoning_text(task: str, meta: dict[str, Any]) -> str:
-    """One sentence, e.g. ``The square is blue in every frame, so the colour is blue.``"""
+    """One sentence, e.g. ``First the square is at the left, then it is at the right, so the direction is right.``"""
     premise, conclusion = reasoning_parts(task, meta)
     return f"{premise}, {conclusion}."
 
@@ -185,6 +191,16 @@ def repetitive_response(sample: Any, rng: random.Random) -> str:
     return format_response(" ".join([sentence] * rng.randint(3, 4)), answer_text(task, meta, options))
 
 
+def reflective_response(sample: Any, rng: random.Random) -> str:
+    """A wrong reasoning, then a correction: ``<wrong reasoning> Wait, <correct reasoning>``, and the true answer
+    (consistent: the last conclusion is the answer). VerIPO's reflective responses, in the warm start."""
+    task, meta, options = _fields(sample)
+    other = wrong_meta(task, meta, options, rng)
+    right = reasoning_text(task, meta)
+    return format_response(f"{reasoning_text(task, other)} Wait, {right[0].lower()}{right[1:]}",
+                           answer_text(task, meta, options))
+
+
 def wrong_response(sample: Any, rng: random.Random) -> str:
     """A consistent response about a wrong value (reasoning and answer agree; both are wrong)."""
     task, meta, options = _fields(sample)
@@ -197,6 +213,7 @@ RESPONSE_BUILDERS: dict[str, Callable[[Any, random.Random], str]] = {
     "inconsistent": inconsistent_response,
     "repetitive": repetitive_response,
     "wrong": wrong_response,
+    "reflective": reflective_response,
 }
 
 

@@ -62,7 +62,7 @@ class _SampleSchemaAdapter(BenchmarkAdapter):
 class Synthetic(_SampleSchemaAdapter):
     name = "synthetic"
     title = "Synthetic video reasoning (held-out split)"
-    annotation_hint = "test.jsonl written by `veripo data generate`"
+    annotation_hint = "test.jsonl written by `veripo data synth --out DIR`"
     scorer_reference = "veripo.rewards accuracy rules: letter / exact number / MRA"
 
 

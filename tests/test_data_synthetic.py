@@ -209,3 +209,20 @@ def test_bad_specs_are_refused_with_the_field_named(bad):
     with pytest.raises(ConfigError) as e:
         SynthSpec(**bad)
     assert next(iter(bad)).split("_")[0] in str(e.value)
+
+
+def test_synth_cli_writes_the_tokenizer_corpus_build_tiny_reads(tmp_path):
+    """`veripo data synth --corpus FILE` writes what `veripo model build-tiny --corpus FILE` reads: one text line
+    each, covering every prompt line and every response of the task."""
+    from veripo.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    assert main(["data", "synth", "--out", str(tmp_path / "task"), "--n-train", "4", "--n-val", "0",
+                 "--n-test", "0", "--types", "color,direction,order", "--corpus", str(corpus)]) == 0
+    lines = corpus.read_text().splitlines()
+    assert lines and all(line.strip() for line in lines) and len(lines) == len(set(lines))
+    rows = [json.loads(x) for x in (tmp_path / "task" / "train.jsonl").read_text().splitlines()]
+    for row in rows:
+        if row["response_kind"] == "correct":
+            assert row["response"] in lines
+    assert any("Wait, " in line for line in lines)  # the reflective responses too

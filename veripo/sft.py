@@ -3,8 +3,8 @@
     L = - (1 / #tokens) * sum over response tokens of log pi(y_t | video, question, y_<t)
 
 With ``stop.val_file`` it evaluates greedy accuracy on held-out rows every ``stop.eval_every`` steps and
-stops once the accuracy reaches ``stop.min_accuracy`` *and* every answer class reaches
-``stop.min_class_accuracy`` — the learning probe's fix for a warm start that is confidently wrong on one
+stops once the accuracy reaches ``stop.min_accuracy`` *and* every answer class (within its task type, when
+rows carry a ``task``: ``direction/B``) reaches ``stop.min_class_accuracy`` — the learning probe's fix for a warm start that is confidently wrong on one
 class, which leaves GRPO groups with zero reward spread (notes/learning-probe.md).
 
 Several processes (``dist.backend`` ddp | deepspeed): each rank trains on ``rows[rank::W]`` of every step's rows
@@ -84,7 +84,8 @@ class SFTConfig:
 
 def greedy_scores(model, processor, rows: list[Sample], sampling: VideoSampling, cache: FrameCache,
                   max_new_tokens: int = 64, batch_size: int = 32) -> list[tuple[str, float]]:
-    """``(gold answer, greedy accuracy)`` per row."""
+    """``(answer class, greedy accuracy)`` per row: the class is the gold answer, within its task type when the
+    row has one (``direction/B``), so a mix of tasks is not stopped while one of them is still at chance."""
     from veripo.rewards import accuracy_reward
     from veripo.rollout.hf_engine import HFEngine
 
@@ -92,7 +93,8 @@ def greedy_scores(model, processor, rows: list[Sample], sampling: VideoSampling,
         return []
     engine = HFEngine(model, processor, sampling, cache, batch_size=batch_size)
     outs = engine.generate(rows, n=1, temperature=0.0, max_new_tokens=max_new_tokens)
-    return [(row.answer, accuracy_reward(group[0].text, row)) for row, group in zip(rows, outs)]
+    return [(f"{row.extra['task']}/{row.answer}" if row.extra.get("task") else row.answer,
+             accuracy_reward(group[0].text, row)) for row, group in zip(rows, outs)]
 
 
 def summarise_accuracy(scored: list[tuple[str, float]]) -> tuple[float, dict[str, float]]:

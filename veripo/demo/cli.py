@@ -15,19 +15,24 @@ from veripo.demo.config import QUICK, DemoConfig
 
 HELP = """The main job: show the whole VerIPO method working, on a CPU, in minutes, offline.
 
-  1. writes the synthetic video task (real mp4s: train / val / held-out test);
-  2. builds the tiny Qwen2.5-VL-architecture model (0.6M params) and warm-starts it on templated reasoning,
-     some of it deliberately inconsistent or repetitive so the verifier has real work;
+  1. writes the synthetic video task (real mp4s: train / val / held-out test): colour, direction of motion and
+     order of events, questions that need one frame, and several frames in order;
+  2. builds the tiny Qwen2.5-VL-architecture model (0.6M params) and warm-starts it on templated reasoning that
+     says what the frames show in order ("First ..., then ..., so ..."), some of it deliberately inconsistent,
+     repetitive or self-correcting ("Wait, ...") so the verifier has real work; it stops once every answer class
+     of every type is partly learned, so the later stages have room to show their effect;
   3. runs GRPO -> Rollout-Aware Verifier (rule judge, or --judge-url for an OpenAI-compatible one) -> DPO, twice;
-  4. evaluates the held-out split after every stage and writes OUT/report.md with plots.
+  4. evaluates the held-out split after every stage (overall and per task type) and writes OUT/report.md with
+     plots and what was not learned.
 
-  veripo demo                  # ~5 minutes on 2 cores
+  veripo demo                  # under 10 minutes on 2 idle cores
   veripo demo --quick          # under 2 minutes (fewer rows and steps)
+  veripo demo --seeds 0,1,2    # one run per seed (OUT/seed-N/) and OUT/seeds.md: mean and spread per stage
   veripo demo --config my.yaml # scale up: real checkpoint (model_path), real data, GPU"""
 
 # Expected seconds per stage on 2 CPU cores (used only for the time-left estimate).
-BUDGET = {"full": {"eval": 8.0, "grpo": 50.0, "verify": 3.0, "dpo": 25.0},
-          "quick": {"eval": 4.0, "grpo": 12.0, "verify": 2.0, "dpo": 8.0}}
+BUDGET = {"full": {"eval": 12.0, "grpo": 60.0, "verify": 3.0, "dpo": 25.0},
+          "quick": {"eval": 5.0, "grpo": 12.0, "verify": 2.0, "dpo": 8.0}}
 
 
 def add_arguments(parser) -> None:
@@ -37,6 +42,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted demo in --out")
     parser.add_argument("--judge-url", default=None, help="OpenAI-compatible judge endpoint (default: rule judge)")
     parser.add_argument("--judge-model", default=None, help="model name at --judge-url")
+    parser.add_argument("--seeds", default=None, metavar="0,1,2",
+                        help="run the demo once per seed into OUT/seed-N/ and write OUT/seeds.md (mean and spread)")
+    parser.add_argument("--jobs", type=int, default=1, help="with --seeds: run this many seeds at once")
 
 
 def build_config(args) -> DemoConfig:
@@ -60,11 +68,10 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def run_demo(cfg: DemoConfig, resume: bool = False) -> dict[str, Any]:
+def prepare_run(cfg: DemoConfig, resume: bool = False) -> dict[str, Any]:
+    """The run directory, the synthetic task, the tiny kit and the warm start (each skipped when done):
+    ``{"out", "spec", "files", "model_path", "sft_dir", "sft", "times"}``."""
     from veripo.data.synthetic import SynthSpec, generate_task, task_corpus
-    from veripo.loop.config import LoopConfig
-    from veripo.loop.runner import run_loop, summary_rows
-    from veripo.demo.report import write_report
 
     out = Path(cfg.out_dir)
     marker = out / ".veripo-demo"
@@ -74,7 +81,6 @@ def run_demo(cfg: DemoConfig, resume: bool = False) -> dict[str, Any]:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text("veripo demo run directory\n")
-    t_all = time.perf_counter()
     times: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -106,31 +112,67 @@ def run_demo(cfg: DemoConfig, resume: bool = False) -> dict[str, Any]:
             "video": cfg.video, "run": {"out_dir": str(sft_dir), "seed": cfg.seed},
             "stop": {"val_file": str(files.val)}}, cfg.sft))
         _say(f"[demo] warm start (SFT, up to {sft_cfg.run.steps} steps, stops when val accuracy >= "
-             f"{sft_cfg.stop.min_accuracy:.0%} with every class >= {sft_cfg.stop.min_class_accuracy:.0%})")
+             f"{sft_cfg.stop.min_accuracy:.0%} with every answer class of every type >= "
+             f"{sft_cfg.stop.min_class_accuracy:.0%})")
         sft = train_sft(sft_cfg)
     else:
         sft = json.loads((sft_dir / "final" / "done.json").read_text())
     times["sft"] = time.perf_counter() - t0
     _say(f"[demo] warm start: {sft['steps']} steps in {times['sft']:.0f}s, val accuracy {sft.get('val_accuracy')}")
+    return {"out": out, "spec": spec, "files": files, "model_path": model_path, "sft_dir": sft_dir, "sft": sft,
+            "times": times}
 
-    loop_cfg = from_dict(LoopConfig, merge(cfg.loop, {
-        "model_path": str(sft_dir / "final"), "train_file": str(files.train), "test_file": str(files.test),
-        "run_dir": str(out / "loop"), "seed": cfg.seed, "video": cfg.video}))
+
+def loop_config(cfg: DemoConfig, prep: dict[str, Any], run_dir: Path, **overrides: Any):
+    """The demo's LoopConfig from the warm start of ``prep`` into ``run_dir`` (``overrides`` merged last)."""
+    from veripo.loop.config import LoopConfig
+
+    files = prep["files"]
+    return from_dict(LoopConfig, merge(merge(cfg.loop, {
+        "model_path": str(prep["sft_dir"] / "final"), "train_file": str(files.train), "test_file": str(files.test),
+        "run_dir": str(run_dir), "seed": cfg.seed, "video": cfg.video}), overrides))
+
+
+def run_demo(cfg: DemoConfig, resume: bool = False) -> dict[str, Any]:
+    from veripo.loop.runner import run_loop, summary_rows
+    from veripo.demo.per_type import not_learned, type_checks, type_rows
+    from veripo.demo.report import write_report
+
+    t_all = time.perf_counter()
+    prep = prepare_run(cfg, resume=resume)
+    out, spec, sft, model_path, times = prep["out"], prep["spec"], prep["sft"], prep["model_path"], prep["times"]
+    loop_cfg = loop_config(cfg, prep, out / "loop")
     manifest = run_loop(loop_cfg, resume=True, log=lambda m: _say(f"[demo] {m}"),
                         budget=BUDGET["quick" if cfg.quick else "full"])
     for key, entry in manifest["stages"].items():
         times[key] = entry["seconds"]
     rows = summary_rows(manifest)
-    checks = improvement_checks(rows)
+    per_type = type_rows(manifest, out / "loop")
+    checks = improvement_checks(rows) + type_checks(per_type)
+    missing = not_learned(per_type, list(spec.types))
     total = time.perf_counter() - t_all
-    header = (f"Synthetic task {dict(cfg.task)}; model {model_path}; seed {cfg.seed}; "
-              f"{'quick' if cfg.quick else 'full'} run; total {total:.0f}s on {os.cpu_count()} CPU cores.")
-    report = write_report(out, manifest, times, checks, header)
+    header = (f"Synthetic task {dict(cfg.task)}; model {model_path}; seed {cfg.seed}; warm start {sft['steps']} "
+              f"steps; {'quick' if cfg.quick else 'full'} run; total {total:.0f}s on {os.cpu_count()} CPU cores "
+              f"(load average at the end {_load()}).")
+    report = write_report(out, manifest, times, checks, header, per_type=per_type, missing=missing,
+                          extra={"sft_steps": sft["steps"], "seed": cfg.seed, "seconds": total})
     _say("\n" + (out / "loop" / "summary.md").read_text())
+    _say((out / "per_type.md").read_text())
     for name, ok, detail in checks:
         _say(f"  [{'ok' if ok else '--'}] {name}: {detail}")
+    _say("  what was not learned (or only partly):")
+    for line in missing:
+        _say(f"  - {line}")
     _say(f"\n[demo] finished in {total:.0f}s; report: {report}")
-    return {"rows": rows, "checks": checks, "seconds": total, "report": str(report)}
+    return {"rows": rows, "per_type": per_type, "checks": checks, "seconds": total, "report": str(report),
+            "sft_steps": sft["steps"]}
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "n/a"
 
 
 def improvement_checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
@@ -172,5 +214,11 @@ def run(args) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    run_demo(build_config(args), resume=args.resume)
+    cfg = build_config(args)
+    if args.seeds:
+        from veripo.demo.seeds import parse_seeds, run_seeds
+
+        run_seeds(cfg, parse_seeds(args.seeds), resume=args.resume, jobs=args.jobs)
+    else:
+        run_demo(cfg, resume=args.resume)
     return 0

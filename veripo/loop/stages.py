@@ -182,8 +182,13 @@ def sampled_metrics(engine, cfg: LoopConfig) -> dict[str, float | None]:
             if judge is not None and format_ok(c.text):
                 verdicts.append(judge(question_text(row), extract_think(c.text) or "", extract_answer(c.text) or ""))
     judged = [v for v in verdicts if v in ("consistent", "inconsistent")]
+    by_task: dict[str, list[float]] = {}
+    for row, group in zip(rows, groups):  # per task type (the synthetic rows' `task`), when the rows have one
+        if row.extra.get("task"):
+            by_task.setdefault(str(row.extra["task"]), []).extend(accuracy_reward(c.text, row) for c in group)
     return {"sampled_accuracy": sum(scores) / max(1, len(scores)),
-            "sampled_inconsistency_rate": (sum(v == "inconsistent" for v in judged) / len(judged)) if judged else None}
+            "sampled_inconsistency_rate": (sum(v == "inconsistent" for v in judged) / len(judged)) if judged else None,
+            **({"sampled_accuracy_by_task": {t: sum(v) / len(v) for t, v in sorted(by_task.items())}} if by_task else {})}
 
 
 STAGE_FUNCTIONS = {"grpo": run_grpo, "verify": run_verify, "dpo": run_dpo}

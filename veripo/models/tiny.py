@@ -65,6 +65,11 @@ class TinyModelSpec:
             raise ValueError(f"min_pixels {self.min_pixels} > max_pixels {self.max_pixels}")
 
 
+#: Set (true) in the config.json of every model built here: its vision tower starts from random weights, so
+#: ``model.freeze_vision: auto`` trains it (veripo.train.policy_setup.resolve_freeze_vision).
+KIT_FLAG = "veripo_tiny_kit"
+
+
 def mrope_section(head_dim: int) -> list[int]:
     """Split head_dim/2 rotary frequencies into (temporal, height, width) like Qwen2.5-VL (16/24/24 of 64)."""
     half = head_dim // 2
@@ -115,6 +120,7 @@ def build_model(tokenizer, spec: TinyModelSpec):
         vision_start_token_id=tid("<|vision_start|>"), vision_end_token_id=tid("<|vision_end|>"),
         tie_word_embeddings=True,
     )
+    setattr(config, KIT_FLAG, True)  # saved in config.json and kept by every checkpoint trained from this kit
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = Qwen2_5_VLForConditionalGeneration(config)
