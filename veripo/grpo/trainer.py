@@ -351,9 +351,11 @@ class GRPOTrainer(TrainingStage):
         mask = batch.completion_mask
         te = self.train_engine
         total_tokens = float((mask * keep.to(device)[:, None]).sum())
+        total_rows = float(keep.sum())  # kept rows: the row modes' denominator over all micro-batches
         accum = len(chunks)
-        if te.world_size > 1:  # global token count; every rank runs as many micro-batches as the busiest one
+        if te.world_size > 1:  # global counts; every rank runs as many micro-batches as the busiest one
             total_tokens = all_reduce_sum(total_tokens)
+            total_rows = all_reduce_sum(total_rows)
             accum = int(all_reduce_max(float(accum)))
         pieces = list(chunks) + [chunks[-1]] * (accum - len(chunks))  # repeats are zero-weighted
         self._spare = batch.slice(*chunks[-1])
@@ -374,6 +376,7 @@ class GRPOTrainer(TrainingStage):
                         keep_mask=keep[start:stop].to(device), clip_low=cfg.algo.clip_low,
                         clip_high=cfg.algo.clip_high, dual_clip=cfg.algo.dual_clip, beta=cfg.algo.beta,
                         loss_agg_mode=cfg.algo.loss_agg_mode, num_items_in_batch=total_tokens,
+                        num_rows_in_batch=total_rows,
                         num_processes=te.world_size, grad_accum_steps=accum, steps_per_generation=accum,
                         max_completion_length=cfg.rollout.max_new_tokens,
                         rewards=binary[start:stop].float(), group_ids=group_ids[start:stop].to(device),

@@ -97,11 +97,11 @@ def save_policy(model, processor, out_dir: str | Path, merge: bool = False, stat
     """Save atomically: LoRA adapters only (``merge=False``) or full weights; the processor alongside.
 
     ``merge=True`` on a LoRA model saves a merged copy and leaves ``model`` (still wrapped) unchanged.
-    Non-finite (or overflowed) weights are refused with :class:`veripo.train.nonfinite.NonFiniteError` naming
+    Non-finite (or overflowed) weights are refused with :class:`veripo.models.weights_check.NonFiniteError` naming
     the first bad parameter; nothing is written then.
     """
     from veripo.models.atomic_dir import atomic_directory
-    from veripo.train.nonfinite import check_finite_weights
+    from veripo.models.weights_check import check_finite_weights
 
     out = Path(out_dir)
     check_finite_weights(None if state_dict is not None else model, state_dict, where=out)  # NaN never saved

@@ -57,7 +57,7 @@ def save_checkpoint(run_dir: str | Path, step: int, model, processor, optimizer,
                     trainer_state: dict[str, Any], keep_last: int = 2) -> Path:
     """Write the checkpoint for ``step`` atomically and prune all but the newest ``keep_last``."""
     from veripo.models.atomic_dir import atomic_directory
-    from veripo.train.nonfinite import check_finite_weights
+    from veripo.models.weights_check import check_finite_weights
 
     out = checkpoint_dir(run_dir, step)
     check_finite_weights(model, where=out)  # before anything is written: the last good checkpoint stays newest
