@@ -184,3 +184,18 @@ def test_policy_weights_load_into_vllms_qwen2_5_vl_model(vllm_config, tiny_kit_d
     q, k, v = (ours[f"model.language_model.layers.0.self_attn.{x}_proj.weight"] for x in "qkv")
     qkv = next(p for n, p in params.items() if n.endswith("layers.0.self_attn.qkv_proj.weight"))
     assert torch.equal(qkv.data.float(), torch.cat([q, k, v]).float())
+
+
+def test_the_apis_veripo_relies_on_exist_in_this_vllm():
+    """Greedy with n > 1 is vLLM's refusal too (veripo says it first); the encoder cache is reset through
+    ``LLM.llm_engine`` (vLLM 0.31 has ``reset_encoder_cache`` on ``LLMEngine``, not on ``LLM``); an in-process
+    engine core is vLLM's ``InprocClient``."""
+    import vllm
+    from vllm.v1.engine import core_client
+    from vllm.v1.engine.llm_engine import LLMEngine
+
+    with pytest.raises(Exception, match="n must be 1 when using greedy sampling"):
+        vllm.SamplingParams(n=2, temperature=0.0)
+    assert vllm.SamplingParams(**sampling_params_dict(SamplingParams(temperature=0.0), n=1)).n == 1
+    assert hasattr(LLMEngine, "reset_encoder_cache") and hasattr(vllm.LLM, "reset_prefix_cache")
+    assert hasattr(vllm.LLM, "collective_rpc") and hasattr(core_client, "InprocClient")

@@ -21,8 +21,8 @@ would otherwise keep serving stale embeddings for a video seen before). The mode
 3. ``llm.collective_rpc(fn)`` with a function run on every worker (vLLM >= 0.8), only when the engine core
    runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, which veripo sets unless it was set already);
 otherwise a ``RuntimeError`` names the vLLM version and what to set. An out-of-process engine core is refused:
-``collective_rpc`` would pickle every weight tensor of the policy on every sync (14 GB per step for a 7B model
-in bf16), and needs ``VLLM_ALLOW_INSECURE_SERIALIZATION=1`` to pickle the function at all. A PEFT policy's
+``collective_rpc`` would pickle every weight tensor of the policy on every sync (about 16 GB per step for
+Qwen2.5-VL-7B in bf16), and needs ``VLLM_ALLOW_INSECURE_SERIALIZATION=1`` to pickle the function at all. A PEFT policy's
 adapters are merged into its base weights for the transfer and unmerged after (``merge_adapter`` /
 ``unmerge_adapter``, as TRL does), so vLLM receives plain checkpoint-named weights.
 
@@ -74,10 +74,10 @@ def vllm_model_source(path: str | Path, weights_synced: bool = False) -> str:
     """What vLLM should load for a policy path: the path itself, or for an adapter folder the base model it
     names, which is allowed only when the caller pushes the policy's weights afterwards (``weights_synced``):
     vLLM would otherwise serve and score the base model, not the adapter."""
-    adapter = Path(path) / "adapter_config.json"
-    if adapter.exists():
+    if is_adapter_dir(path):
         import json
 
+        adapter = Path(path) / "adapter_config.json"
         base = json.loads(adapter.read_text()).get("base_model_name_or_path")
         if not weights_synced:
             raise VeripoError(
