@@ -114,7 +114,7 @@ RULES = [
     (DPOConfig, ["keep_last=0"], "keep_last=0"),
     # SFT
     (SFTConfig, ["batch_size=0"], "batch_size=0: must be >= 1"),
-    (SFTConfig, ["steps=0"], "steps=0: must be >= 1"),
+    (SFTConfig, ["run.steps=0"], "run.steps=0: must be >= 1"),
     (SFTConfig, ["stop.eval_every=0"], "stop.eval_every=0"),
     (SFTConfig, ["stop.min_accuracy=1.5"], "stop.min_accuracy=1.5: must be in [0, 1]"),
     (SFTConfig, ["stop.min_steps=-1"], "stop.min_steps=-1"),
@@ -162,7 +162,6 @@ def test_defaults_and_sensible_variants_pass():
         check_config(cls())
         load_config(cls, None, [])
     for overrides in (["rollout.group_size=1", "algo.advantage_kwargs.singleton=raw"],  # verl: A = r, not 0
-                      ["algo.advantage_estimator=awm", "rollout.group_size=1"],
                       ["algo.advantage_estimator=branch", "rollout.tree_branches=[2,2,2]", "algo.advantage_kwargs.prob_weighted=true"],
                       ["algo.advantage_estimator=gdpo", "algo.decoupled_rewards=true", "algo.advantage_kwargs.std_normalize=false"],
                       ["algo.advantage_estimator=xrpo", "algo.advantage_kwargs.novelty_lambda=1.0"],
@@ -247,7 +246,7 @@ CLI_CASES = [
     (["grpo", "model.path=/nonexistent", "algo.advantage_kwargs.epz=1"],
      "veripo grpo: error: algo.advantage_kwargs: unknown option(s) epz (valid: eps,"),
     (["dpo", "model.path=/nonexistent", "loss.beta=0"], "veripo dpo: error: loss.beta=0.0: DPO's beta must be > 0"),
-    (["sft", "model.path=/nonexistent", "steps=0"], "veripo sft: error: steps=0: must be >= 1"),
+    (["sft", "model.path=/nonexistent", "run.steps=0"], "veripo sft: error: run.steps=0: must be >= 1"),
     (["loop", "model_path=/nonexistent", "grpo.rollout.top_p=1.5"], "veripo loop: error: grpo.rollout.top_p=1.5"),
     (["grpo", "--config", "/nonexistent/run.yaml"], "veripo grpo: error: config file not found: /nonexistent/run.yaml"),
     (["loop", "model_path=m", "train_file={rows}", "--stage", "grpo"], "veripo loop: error: --stage grpo needs --iteration N"),

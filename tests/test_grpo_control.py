@@ -198,7 +198,7 @@ def test_xrpo_run_gives_the_extra_rollouts_where_the_allocator_says(warm_policy,
                   if r["group_id"] == g and r["rollout_id"][-2:] in ("00", "01")] for g in groups]
         plan = XRPOController(ROWS, 4, 2, 8).refine(step, ROWS[:3], first, extra=6)
         assert [groups[g] - 2 for g in groups] == plan, (groups, first)
-        assert len(set(groups.values())) > 1
+    assert any(len(set(g.values())) > 1 for g in groups_of(rollouts).values())  # not a uniform allocation
     metrics = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert all(m["rollouts/total"] == 12 and m["rollouts/group_size_max"] > 4 for m in metrics)
 

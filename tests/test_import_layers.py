@@ -1,6 +1,7 @@
 """No import points up a layer: each package imports only from its own layer or the ones below it.
 
-    0  errors, config, io_utils, records, prompts        (plain helpers and the file records)
+    0  errors, config, io_utils, records, prompts,       (plain helpers and the file records)
+       options, redact
     1  algos, video, models, data                       (pure tensor functions, video, checkpoints, rows)
     2  rewards, prompt_batch, sequences                 (scores and model inputs)
     3  train                                            (optimiser, checkpoints, processes, the stage skeleton)
@@ -17,7 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
-    "errors": 0, "config": 0, "io_utils": 0, "records": 0, "prompts": 0, "_torchvision_shim": 0,
+    "errors": 0, "config": 0, "io_utils": 0, "records": 0, "prompts": 0, "_torchvision_shim": 0, "options": 0,
+    "redact": 0,
     "algos": 1, "video": 1, "models": 1, "data": 1,
     "rewards": 2, "prompt_batch": 2, "sequences": 2,
     "train": 3,

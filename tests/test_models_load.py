@@ -55,7 +55,7 @@ def test_text_only_checkpoint_falls_back_to_causal_lm_and_tokenizer(tmp_path):
     tok.save_pretrained(tmp_path / "judge")
     model, processor = load_policy(tmp_path / "judge")
     assert type(model).__name__ == "Qwen2ForCausalLM"
-    assert processor.padding_side == "left" and processor.convert_tokens_to_ids("<think>") == tok.convert_tokens_to_ids("<think>")
+    assert processor.padding_side == "left" and processor.convert_tokens_to_ids("<|im_end|>") == tok.convert_tokens_to_ids("<|im_end|>")
 
 
 from kit_fixtures import tiny_kit_dir  # noqa: E402,F401

@@ -110,7 +110,7 @@ def test_data_validate_cli_names_the_bad_byte_row_without_a_traceback(tmp_path):
 # ----------------------------------------------------------------------------------------- sampler
 @pytest.mark.parametrize("rows,per_step", [(3, 5), (5, 4), (7, 3)])
 def test_a_step_never_draws_a_prompt_twice(rows, per_step, caplog):
-    from veripo.rollout.sampler import PromptSampler
+    from veripo.train.sampler import PromptSampler
 
     s = PromptSampler(list(range(rows)), per_step, seed=1)
     for step in range(12):  # steps that straddle epochs included

@@ -46,16 +46,16 @@ def test_trainers_refuse_a_changed_config_on_resume_before_touching_the_run(trai
     if trainer == "grpo":
         from veripo.grpo.config import GRPOConfig as C
         from veripo.grpo.trainer import GRPOTrainer as T
-        over, attr = [f"run.out_dir={tmp_path}", "data.train_file=t.jsonl"], "run_dir"
+        over = [f"run.out_dir={tmp_path}", "data.train_file=t.jsonl"]
     else:
         from veripo.dpo.config import DPOConfig as C
         from veripo.dpo.trainer import DPOTrainer as T
-        over, attr = [f"out_dir={tmp_path}", "pairs_file=p.jsonl"], "out"
+        over = [f"run.out_dir={tmp_path}", "pairs_file=p.jsonl"]
     save_config(load_config(C, None, over), tmp_path / "config.yaml")
     saved = (tmp_path / "config.yaml").read_text()
     t = T.__new__(T)  # no model needed: the check runs first
-    t.cfg, t.force_config, t.engine = load_config(C, None, over + ["optim.lr=0.5"]), False, None
-    setattr(t, attr, tmp_path)
+    t.cfg, t.force_config, t.train_engine = load_config(C, None, over + ["optim.lr=0.5"]), False, None
+    t.out = tmp_path  # the stage skeleton's run directory (veripo/train/stage.py)
     with pytest.raises(ConfigMismatch, match="optim.lr"):
         t.train(resume=True)
     assert (tmp_path / "config.yaml").read_text() == saved
@@ -83,7 +83,9 @@ def test_force_config_flag_reaches_the_trainer(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "fake_stage_mod", types.SimpleNamespace(Stage=Stage))
     parser = argparse.ArgumentParser()
     add_stage_arguments(parser, "out_dir")
-    args = parser.parse_args(["--resume", "--force-config", f"out_dir={tmp_path}"])
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("")
+    args = parser.parse_args(["--resume", "--force-config", f"run.out_dir={tmp_path}", f"pairs_file={pairs}"])
     assert run_stage(args, DPOConfig, "fake_stage_mod:Stage", "pair") == 0
     assert seen == {"resume": True, "force": True}
 

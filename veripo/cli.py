@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from veripo.train.threads import apply_threads
 
-        apply_threads()  # torch's thread counts from the cores really available (one line on stderr)
+        apply_threads(announce=False)  # torch's thread counts from the cores really available (a training stage
+        # logs the choice when it starts; an error before that stays one line)
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print(f"veripo {name}: interrupted; rerun with --resume to continue", file=sys.stderr)

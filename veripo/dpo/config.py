@@ -14,7 +14,7 @@ from veripo.video.sampling import VideoSampling
 # what the DPO stage passes to the preference losses besides loss.hparams (dpo/trainer.py pair_losses): options set
 # by a field of the loss section of the same name, and the inputs computed from the pairs
 HPARAMS_SET_BY = ("beta", "ld_alpha")
-HPARAMS_COMPUTED = ("chosen_scores", "rejected_scores", "chosen_rewards", "rejected_rewards", "chosen_token_guidance",
+HPARAMS_COMPUTED = ("chosen_scores", "rejected_scores", "chosen_token_guidance",
                     "rejected_token_guidance", "logratio_chosen_given_rejected", "logratio_rejected_given_rejected",
                     "logratio_rejected_given_chosen", "logratio_chosen_given_chosen", "log_sum_sq")
 

@@ -6,20 +6,20 @@ from typing import Any, Literal
 
 from veripo.config import ConfigError, component_errors, doc, require, require_file
 from veripo.rewards import RewardSpec
+from veripo.rollout.engine import ENGINES
 from veripo.train.distributed import DistConfig
 from veripo.train.optim import OptimConfig
 from veripo.train.run_config import RunConfig
 from veripo.train.policy_setup import ModelConfig
 from veripo.video.sampling import VideoSampling
 
-ENGINES = ("hf", "vllm")
 # what the GRPO update passes to the policy loss besides algo.loss_kwargs (grpo/trainer.py; a test reads the call to
 # keep these true): the option -> the config key that sets it, and the inputs computed each step
 LOSS_SET_BY = {"clip_low": "algo.clip_low", "clip_high": "algo.clip_high", "dual_clip": "algo.dual_clip",
                "beta": "algo.beta", "loss_agg_mode": "algo.loss_agg_mode", "mode": "algo.loss_agg_mode",
                "max_completion_length": "rollout.max_new_tokens"}
 LOSS_COMPUTED = ("logps", "old_logps", "advantages", "mask", "ref_logps", "keep_mask", "num_items_in_batch",
-                 "num_processes", "grad_accum_steps", "steps_per_generation", "rewards", "group_ids")
+                 "num_rows_in_batch", "num_processes", "grad_accum_steps", "steps_per_generation", "rewards", "group_ids")
 
 
 @dataclasses.dataclass

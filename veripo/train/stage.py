@@ -133,6 +133,9 @@ class TrainingStage:
             self.load_state(state.get("trainer", {}))
             start = int(state["step"])
             log.info("%s: resuming at step %d from %s", self.name, start, ckpt)
+        from veripo.train.threads import apply_threads
+
+        log.info("%s: %s", self.name, apply_threads(announce=False).describe())
         self.before_loop(start, resume)
         if te.is_main:
             trim_metrics(self.out / "metrics.jsonl", start)
