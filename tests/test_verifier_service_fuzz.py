@@ -125,8 +125,10 @@ def _post_bodies(client) -> list[tuple[str, object]]:
 
 def test_fuzz_every_post_endpoint_from_its_schema(client):
     endpoints = _post_bodies(client)
+    valid = st.tuples(st.sampled_from(["/v1/verify", "/v1/pairs"]),  # well-formed batches of real rollouts too
+                      st.lists(st.sampled_from(VALID), min_size=1, max_size=MAX_BATCH).map(lambda b: {"rollouts": b}))
     strategy = st.one_of([st.tuples(st.just(p), s) for p, s in endpoints]) | st.tuples(
-        st.sampled_from([p for p, _ in endpoints]), _JSON)
+        st.sampled_from([p for p, _ in endpoints]), _JSON) | valid
     seen = set()
 
     @settings(max_examples=80, deadline=None, derandomize=True, database=None,
