@@ -7,13 +7,8 @@ import pytest
 import torch
 
 from veripo.algos import (
-    ARRoLPruner,
     BatchFillError,
-    DifficultyTracker,
     DynamicSamplingBuffer,
-    PromptGDRO,
-    RolloutGDRO,
-    XRPOAllocator,
     bin_mean_losses,
     dynamic_sampling_mask,
     integer_allocation,
@@ -22,6 +17,8 @@ from veripo.algos import (
     student_t_quantile,
     valid_binary_group_mask,
 )
+from veripo.rollout.control_state import DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator
+from veripo.rollout.prune_state import ARRoLPruner
 
 
 def approx_list(values, abs=1e-6):
@@ -215,7 +212,7 @@ def test_arrol_falls_back_to_random_and_resumes_identically():
 
 
 def test_roc_auc_needs_both_classes():
-    from veripo.algos.controllers import roc_auc
+    from veripo.algos.allocation import roc_auc
 
     assert roc_auc([0.1, 0.2], [1, 1]) is None
     assert roc_auc([0.1, 0.9, 0.5], [0, 1, 0]) == 1.0
@@ -223,8 +220,8 @@ def test_roc_auc_needs_both_classes():
 
 
 def test_quality_head_learns_a_separable_outcome_and_round_trips():
-    from veripo.algos.controllers import roc_auc
-    from veripo.algos.quality_head import QualityHead
+    from veripo.algos.allocation import roc_auc
+    from veripo.rollout.quality_head import QualityHead
 
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(200, 16, generator=gen) * torch.linspace(0.5, 3.0, 16)  # unequal scales: standardised

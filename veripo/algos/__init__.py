@@ -12,7 +12,8 @@ cases and worked numbers: shared/spec/algorithms.md; each function's docstring g
     filters: overlong_penalty, dynamic_sampling_mask, select_extremes, ...
     Sol-RL: pool_subset_mask (top/bottom-k per prompt), truncated_is_weights (cheap vs full-precision sampler)
     value-based: estimators ppo_gae / pdppo (values=, values2=, response_mask=), gae, clipped_value_loss
-    controllers: DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator, ARRoLPruner
+    allocation: student_t_quantile, bin_mean_losses, sqrt_law_allocation, integer_allocation, roc_auc (the arithmetic
+    of the stateful controllers in veripo.rollout.control_state / prune_state)
 """
 from veripo.algos.advantages import (
     ADVANTAGE_ESTIMATORS,
@@ -22,14 +23,10 @@ from veripo.algos.advantages import (
     register_advantage_estimator,
 )
 from veripo.algos.aggregation import AGGREGATION_MODES, aggregate_loss, masked_mean
-from veripo.algos.controllers import (
-    ARRoLPruner,
-    DifficultyTracker,
-    PromptGDRO,
-    RolloutGDRO,
-    XRPOAllocator,
+from veripo.algos.allocation import (
     bin_mean_losses,
     integer_allocation,
+    roc_auc,
     sqrt_law_allocation,
     student_t_quantile,
 )
@@ -75,17 +72,12 @@ __all__ = [
     "UnknownNameError",
     "ADVANTAGE_ESTIMATORS",
     "AGGREGATION_MODES",
-    "ARRoLPruner",
     "AdvantageResult",
     "BatchFillError",
-    "DifficultyTracker",
     "DynamicSamplingBuffer",
     "MissingReferenceError",
     "POLICY_LOSSES",
     "PREFERENCE_LOSSES",
-    "PromptGDRO",
-    "RolloutGDRO",
-    "XRPOAllocator",
     "aggregate_loss",
     "bin_mean_losses",
     "brain_loss",
@@ -100,6 +92,7 @@ __all__ = [
     "get_preference_loss",
     "implicit_rewards",
     "integer_allocation",
+    "roc_auc",
     "k3_kl",
     "length_desensitized_weights",
     "list_advantage_estimators",

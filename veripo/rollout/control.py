@@ -1,5 +1,5 @@
 """The GFCR "Control" step around the GRPO trainer: which prompts a step uses, how many rollouts each gets, which
-sampled rollouts are kept. Glue between the trainer and the pure controllers of :mod:`veripo.algos.controllers`.
+sampled rollouts are kept. Glue between the trainer and the stateful controllers of :mod:`veripo.rollout.control_state`.
 
 The trainer calls, once per fresh step (``P`` = prompts_per_step, ``G`` = group_size, budget ``B = len(prompts) G``):
 
@@ -40,8 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from veripo.algos.controllers import (DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator,
-                                      bin_mean_losses)
+from veripo.algos.allocation import bin_mean_losses
+from veripo.rollout.control_state import DifficultyTracker, PromptGDRO, RolloutGDRO, XRPOAllocator
 from veripo.options import take_options
 
 CONTROLLERS = ("none", "gdro", "xrpo")

@@ -19,7 +19,7 @@ feed a running AUC of the predictions made when they were selected; the head is 
 * ``proxy`` (default, any engine): no parameters,
       p_hat(y) = exp( mean_{t < k} log pi_old(y_t | ...) )   (geometric-mean probability of the first k tokens);
 * ``learned`` (mid-generation on the HF engine): ARRoL's lightweight head, a logistic regression on the policy's
-  last-layer hidden state at the end of each head (``veripo.algos.quality_head.QualityHead``), refitted after
+  last-layer hidden state at the end of each head (``veripo.rollout.quality_head.QualityHead``), refitted after
   every step on the survivors' features and verified outcomes. The trainer stores those features beside the
   rollout store, so the steps a resumed run replays refit the head as the killed run did.
 """
@@ -30,8 +30,8 @@ from typing import Any, Sequence
 
 import torch
 
-from veripo.algos.controllers import ARRoLPruner
-from veripo.algos.quality_head import QualityHead
+from veripo.rollout.prune_state import ARRoLPruner
+from veripo.rollout.quality_head import QualityHead
 from veripo.rollout.control import step_rng, take_options
 from veripo.errors import ConfigError
 from veripo.rollout.engine import capabilities
