@@ -236,7 +236,7 @@ def test_arrol_pruning_keeps_the_budget_and_reports_what_it_pruned(mode, warm_po
 def test_arrol_learned_head_fits_on_survivors_hidden_states_and_is_checkpointed(warm_policy, synth_task, tmp_path):
     out = tmp_path / "run"
     cfg = grpo_cfg(warm_policy, synth_task, out, "run.steps=3", "run.save_every=2", "rollout.prompts_per_step=2",
-                   "rollout.max_new_tokens=24", "rollout.prune=arrol",
+                   "rollout.max_new_tokens=32", "rollout.prune=arrol",
                    "rollout.prune_kwargs={pool_factor: 2.0, prefix_tokens: 6, head: learned, trust_head: always}")
     trainer = GRPOTrainer(cfg)
     trainer.train()
@@ -258,7 +258,7 @@ def test_arrol_learned_head_is_refitted_on_the_steps_a_resumed_run_replays(warm_
                                                                              monkeypatch):
     out = tmp_path / "run"
     cfg = grpo_cfg(warm_policy, synth_task, out, "run.steps=3", "run.save_every=2", "rollout.prompts_per_step=2",
-                   "rollout.max_new_tokens=24", "rollout.prune=arrol",
+                   "rollout.max_new_tokens=32", "rollout.prune=arrol",
                    "rollout.prune_kwargs={pool_factor: 2.0, prefix_tokens: 6, head: learned}")
     trainer = GRPOTrainer(cfg)
     real_update, calls = trainer._update, []

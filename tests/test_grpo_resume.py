@@ -107,7 +107,7 @@ def test_sigkill_of_the_grpo_process_then_resume_equals_the_uninterrupted_run(wa
                                                                               tmp_path):
     out = tmp_path / "run"
     args = [f"model.path={warm_policy}", "model.freeze_vision=false", f"data.train_file={synth_task / 'train.jsonl'}",
-            f"run.out_dir={out}", "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=24",
+            f"run.out_dir={out}", "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=32",
             "rollout.temperature=1.0", "run.tensorboard=false", "optim.lr=1e-4", *VIDEO, *STEPS]
     cmd = [sys.executable, "-m", "veripo.cli", "grpo", *args]
     env = {**os.environ, "TQDM_DISABLE": "1"}

@@ -18,7 +18,7 @@ from train_fixtures import VIDEO, all_red_rows, synth_task, task_kit, warm_polic
 def grpo_cfg(model, train_file, out, *extra):
     return load_config(GRPOConfig, None, [
         f"model.path={model}", "model.freeze_vision=false", f"data.train_file={train_file}", f"run.out_dir={out}",
-        "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=24", "rollout.temperature=1.0",
+        "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=32", "rollout.temperature=1.0",
         "run.tensorboard=false", "optim.lr=1e-4", *VIDEO, *extra])
 
 

@@ -116,7 +116,7 @@ def test_flat_rollouts_make_branch_equal_grpo_with_the_unbiased_std():
 def tree_cfg(model, task, out, *extra):
     return load_config(GRPOConfig, None, [
         f"model.path={model}", "model.freeze_vision=false", f"data.train_file={task / 'train.jsonl'}",
-        f"run.out_dir={out}", "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=24",
+        f"run.out_dir={out}", "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=32",
         "rollout.temperature=1.0", "run.tensorboard=false", "optim.lr=1e-4", "rollout.tree_branches=[2,2]",
         "rollout.tree_segment_tokens=6", "algo.advantage_estimator=branch", *VIDEO, *extra])
 

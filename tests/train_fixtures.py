@@ -33,7 +33,8 @@ def task_kit_once() -> Path:
 
 
 def warm_policy_once() -> Path:
-    """40 SFT steps: the format is learned (the colour not yet)."""
+    """60 SFT steps at lr 2e-3: the format is mostly learned (the colour not yet); the twin kit spells the tags in
+    several BPE pieces, so this takes longer than with single-token tags."""
     if "warm" not in _CACHE:
         from veripo.config import load_config
         from veripo.sft import SFTConfig, train_sft
@@ -41,7 +42,7 @@ def warm_policy_once() -> Path:
         task = task_once()
         cfg = load_config(SFTConfig, None, [f"model.path={task_kit_once()}", "model.freeze_vision=false",
                                             f"train_file={task / 'train.jsonl'}", f"run.out_dir={_root() / 'warm'}",
-                                            "run.steps=40", "batch_size=16", "optim.lr=1e-3"] + VIDEO)
+                                            "run.steps=60", "batch_size=16", "optim.lr=2e-3"] + VIDEO)
         _CACHE["warm"] = Path(train_sft(cfg)["final_policy"])
     return _CACHE["warm"]
 
