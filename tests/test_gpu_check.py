@@ -4,6 +4,7 @@ The dry run (``bash scripts/gpu_check.sh --cpu``: every phase, the reduced shape
 default run checks the pieces: the 7B twin's widths and parameter count (built on the meta device, no
 weights), the FLOP count, the peak table, the token counter, and the generation phase of the dry run.
 """
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,8 +14,12 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import gpu_check  # noqa: E402
+# loaded from its file: putting scripts/ on sys.path would make scripts/deepspeed/ (JSON configs) importable as a
+# "deepspeed" namespace package, and the DeepSpeed tests would think DeepSpeed is installed
+_spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
+gpu_check = importlib.util.module_from_spec(_spec)
+sys.modules["gpu_check"] = gpu_check
+_spec.loader.exec_module(gpu_check)
 
 
 @pytest.fixture(scope="module")

@@ -149,7 +149,7 @@ def test_tree_config_is_checked(warm_policy, synth_task, tmp_path):
     with pytest.raises(ValueError, match="4 leaves per prompt, but rollout.group_size=8"):
         tree_shape(tree_cfg(warm_policy, synth_task, tmp_path, "rollout.group_size=8"))
     with pytest.raises(ValueError, match="no room for the last segment"):
-        tree_shape(tree_cfg(warm_policy, synth_task, tmp_path, "rollout.tree_segment_tokens=24"))
+        tree_shape(tree_cfg(warm_policy, synth_task, tmp_path, "rollout.tree_segment_tokens=32"))
     with pytest.raises(ValueError, match="not supported"):
         tree_shape(tree_cfg(warm_policy, synth_task, tmp_path, "rollout.controller=xrpo"))
     with pytest.raises(ValueError, match="continues partial rollouts"):

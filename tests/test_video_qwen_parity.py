@@ -135,7 +135,7 @@ def test_a_data_row_in_message_form_samples_with_its_options(videos, tmp_path):
     from veripo.data.schema import Sample, load_samples
     from veripo.models.tiny import TinyModelSpec, build_processor
     from veripo.models.tokenizer import train_tokenizer
-    from veripo.rollout.prompt_batch import build_prompt_batch
+    from veripo.prompt_batch import build_prompt_batch
     from veripo.video.cache import FrameCache
 
     item = {"type": "video", "video": videos["wide-25fps"].name, "nframes": 4, "min_pixels": 3136, "max_pixels": 3136}
