@@ -48,7 +48,20 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+
+
+def sibling_script(name: str):
+    """A script beside this one, loaded from its file (putting scripts/ on sys.path would make scripts/deepspeed/
+    importable as a fake ``deepspeed`` package)."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,7 +276,7 @@ class Setup:
 
 def write_task(work: Path, n_rows: int, n_pairs: int):
     """The synthetic video task and a pairs file (a correct and a wrong response per question)."""
-    from bench_dpo_vs_trl import pair_rows
+    pair_rows = sibling_script("bench_dpo_vs_trl").pair_rows
 
     from veripo.data.synthetic import SynthSpec, generate_task, task_corpus
     from veripo.records import PairRecord
