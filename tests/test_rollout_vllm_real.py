@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import torch
 
-from kit_fixtures import tiny_kit_dir, write_videos_once  # noqa: F401  (session fixtures)
-from veripo.data.schema import Sample
+from kit_fixtures import tiny_kit_dir  # noqa: F401  (session fixtures)
+from test_rollout_vllm_requests import text_sample, video_sample  # noqa: F401  (the same two rows)
 from veripo.rollout.types import SamplingParams
 from veripo.rollout.vllm_requests import completions_from_vllm, continuation_request, sampling_params_dict
 from veripo.video.sampling import VideoSampling
@@ -36,14 +36,6 @@ pytestmark = [pytest.mark.vllm,
 SAMPLING = VideoSampling(num_frames=8, max_pixels=56 * 56, min_pixels=None)
 
 
-def video_sample(pid="v1"):
-    return Sample(problem_id=pid, problem="Which way does the square move?", problem_type="multiple choice",
-                  solution="<answer>B</answer>", data_type="video", options=["A. left", "B. right"],
-                  path=str(write_videos_once()["sq16"]))
-
-
-def text_sample(pid="t1"):
-    return Sample(problem_id=pid, problem="What is 2 + 3?", problem_type="numerical", solution="5", data_type="text")
 
 
 @pytest.fixture(scope="module")
