@@ -27,7 +27,7 @@ def comp(text: str, n_tokens: int) -> Completion:
 def test_engines_declare_capabilities_and_a_minimal_engine_has_none():
     assert HFEngine.capabilities == EngineCapabilities(continues_partial=True, hidden_states=True,
                                                        receives_weights=False, prunes_midgen=True,
-                                                       sampling_params=True, prompt_modes=True)
+                                                       sampling_params=True, prompt_modes=True, swaps_model=True)
 
     class GenerateOnly:
         def generate(self, samples, n=1, temperature=0.0, max_new_tokens=256):

@@ -140,6 +140,27 @@ def _count_blocks(row: torch.Tensor, type_id: int) -> int:
     return int(((hits[1:] - hits[:-1]) == 1).sum() + hits[0])
 
 
+def _completion_forwards(model, batch: SequenceBatch, temperature: float, micro_batch_size: int | None,
+                         hidden: bool = False):
+    """Per micro-batch: (the part, log-softmax over the vocabulary at each completion position [n, C, V], the
+    model output). Position t's logits are those of the token before completion token t."""
+    n = len(batch)
+    step = micro_batch_size or n
+    width = batch.completion_ids.shape[1]
+    for start in range(0, n, step):
+        part = batch.slice(start, min(n, start + step))
+        extra = {"output_hidden_states": True} if hidden else {}
+        out = model(**part.model_inputs, use_cache=False, logits_to_keep=width + 1, **extra)
+        logits = out.logits[:, :-1].float()
+        if temperature != 1.0:
+            logits = logits / temperature
+        yield part, F.log_softmax(logits, -1), out
+
+
+def _sampled(log_probs: torch.Tensor, part: SequenceBatch) -> torch.Tensor:
+    return log_probs.gather(-1, part.completion_ids.unsqueeze(-1)).squeeze(-1) * part.completion_mask
+
+
 def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micro_batch_size: int | None = None,
                      with_entropy: bool = False, with_log_sum_sq: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -151,22 +172,23 @@ def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micr
     """
     if with_entropy and with_log_sum_sq:
         raise ValueError("completion_logps: ask for the entropy or log sum p^2, not both")
-    n = len(batch)
-    step = micro_batch_size or n
     logps, stats = [], []  # stats: the entropy or log sum p^2, whichever was asked for
-    width = batch.completion_ids.shape[1]
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        part = batch.slice(start, stop)
-        out = model(**part.model_inputs, use_cache=False, logits_to_keep=width + 1)
-        logits = out.logits[:, :-1].float()
-        if temperature != 1.0:
-            logits = logits / temperature
-        log_probs = F.log_softmax(logits, -1)
-        lp = log_probs.gather(-1, part.completion_ids.unsqueeze(-1)).squeeze(-1)
-        logps.append(lp * part.completion_mask)
+    for part, log_probs, _ in _completion_forwards(model, batch, temperature, micro_batch_size):
+        logps.append(_sampled(log_probs, part))
         if with_entropy:
             stats.append(-(log_probs.exp() * log_probs).sum(-1).detach())
         elif with_log_sum_sq:
             stats.append(torch.logsumexp(2 * log_probs.detach(), -1))
     return torch.cat(logps, 0), (torch.cat(stats, 0) if stats else None)
+
+
+def completion_logps_and_states(model, batch: SequenceBatch, temperature: float = 1.0,
+                                micro_batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``completion_logps`` and, from the same forward, the last-layer hidden state at the position that predicts
+    each completion token [N, C, H] (detached; what value heads read: the state (x, y_<t) of token t)."""
+    logps, states = [], []
+    width = batch.completion_ids.shape[1]
+    for part, log_probs, out in _completion_forwards(model, batch, temperature, micro_batch_size, hidden=True):
+        logps.append(_sampled(log_probs, part))
+        states.append(out.hidden_states[-1][:, -width - 1:-1].detach())
+    return torch.cat(logps, 0), torch.cat(states, 0)

@@ -33,10 +33,12 @@ class StepAdvantages:
     train_mask: Tensor | None     # [N, T]: tokens each row trains (branch: a shared segment in one row only)
     metrics: dict[str, Any]       # the estimator's own metrics
     group_ids: Tensor             # [N] the prompt (group) of each rollout
+    returns: Tensor | None = None # value-based estimators: the value heads' targets [N, T] or [N, T, K]
 
 
 # what step_advantages fills in itself (never the user's to set), and its own option for tree estimators
-COMPUTED_INPUTS = ("seq_logps", "correct", "parent_ids", "token_node_ids", "edge_logps")
+COMPUTED_INPUTS = ("seq_logps", "correct", "parent_ids", "token_node_ids", "edge_logps", "values", "values2",
+                   "response_mask")
 TREE_OPTIONS = ("prob_weighted",)
 
 
@@ -60,15 +62,29 @@ def probe_estimator(estimator: Callable, kwargs: dict[str, Any], group_sizes: Se
         kwargs["seq_logps"] = -torch.arange(n, dtype=torch.float32) / n
     if accepts(estimator, "correct"):
         kwargs["correct"] = rewards.reshape(n, -1)[:, 0] >= 1.0
+    kwargs.update(value_inputs(estimator, torch.zeros(n, 3, 2), torch.ones(n, 3)))
     return estimator(rewards, group_ids, **kwargs)
+
+
+def value_inputs(estimator: Callable, values: Tensor | None, response_mask: Tensor | None) -> dict[str, Tensor]:
+    """What a value-based estimator reads: the heads' values [N, T, K] as ``values`` (head 0) and ``values2``
+    (head 1), and the completion mask [N, T]; nothing for the critic-free estimators."""
+    if values is None or not accepts(estimator, "values"):
+        return {}
+    out = {"values": values[..., 0], "response_mask": response_mask}
+    if accepts(estimator, "values2"):
+        out["values2"] = values[..., 1]
+    return out
 
 
 def step_advantages(estimator: Callable, algo: Any, reward: Any, scores: dict[str, list[float]],
                     groups: Sequence[Sequence[Completion]], prompt_weights: Sequence[float] | None = None,
-                    correct: Sequence[bool] | None = None) -> StepAdvantages:
+                    correct: Sequence[bool] | None = None, values: Tensor | None = None,
+                    response_mask: Tensor | None = None) -> StepAdvantages:
     """See the module doc. ``scores``: reward name -> one value per rollout (``total`` included), rollouts in
     group order; ``algo`` / ``reward``: the GRPO config's ``AlgoConfig`` / ``RewardSpec``; ``correct``: per
-    rollout (default: ``is_correct`` of the accuracy)."""
+    rollout (default: ``is_correct`` of the accuracy); ``values`` [N, T, K] and ``response_mask`` [N, T]: the
+    value heads' estimates for ``ppo_gae`` / ``pdppo`` (veripo/grpo/critic.py)."""
     flat = [c for g in groups for c in g]
     group_ids = group_index([len(g) for g in groups])
     components = [k for k in scores if k != "total"]
@@ -93,7 +109,7 @@ def step_advantages(estimator: Callable, algo: Any, reward: Any, scores: dict[st
         result = estimator(layout.node_rewards(rewards), layout.group_ids, **kwargs)
         train_mask = layout.train_mask
     else:
-        result = estimator(rewards, group_ids, **kwargs)
+        result = estimator(rewards, group_ids, **kwargs, **value_inputs(estimator, values, response_mask))
     keep = result.keep_mask.clone()
     if algo.dynamic_sampling:
         from veripo.algos.filters import dynamic_sampling_mask
@@ -103,7 +119,7 @@ def step_advantages(estimator: Callable, algo: Any, reward: Any, scores: dict[st
     if prompt_weights is not None:  # GDRO Eq 16: A_ij <- A_ij min(w(bin(x_i)), w_max)
         per_rollout = torch.tensor(list(prompt_weights), dtype=advantages.dtype)[group_ids]
         advantages = advantages * per_rollout.view(-1, *([1] * (advantages.dim() - 1)))
-    return StepAdvantages(advantages, keep, train_mask, dict(result.metrics), group_ids)
+    return StepAdvantages(advantages, keep, train_mask, dict(result.metrics), group_ids, returns=result.returns)
 
 
 def row_advantages(advantages: Tensor, train_mask: Tensor | None = None) -> Tensor:

@@ -5,7 +5,9 @@ import dataclasses
 from typing import Any, Literal
 
 from veripo.config import ConfigError, component_errors, doc, require, require_file
+from veripo.grpo.critic import ValueHeadsConfig
 from veripo.rewards import RewardSpec
+from veripo.rollout.cheap_pool import CheapPoolConfig
 from veripo.rollout.engine import ENGINES
 from veripo.train.distributed import DistConfig
 from veripo.train.optim import OptimConfig
@@ -19,7 +21,8 @@ LOSS_SET_BY = {"clip_low": "algo.clip_low", "clip_high": "algo.clip_high", "dual
                "beta": "algo.beta", "loss_agg_mode": "algo.loss_agg_mode", "mode": "algo.loss_agg_mode",
                "max_completion_length": "rollout.max_new_tokens"}
 LOSS_COMPUTED = ("logps", "old_logps", "advantages", "mask", "ref_logps", "keep_mask", "num_items_in_batch",
-                 "num_rows_in_batch", "num_processes", "grad_accum_steps", "steps_per_generation", "rewards", "group_ids")
+                 "num_rows_in_batch", "num_processes", "grad_accum_steps", "steps_per_generation", "rewards", "group_ids",
+                 "is_weights")
 
 
 @dataclasses.dataclass
@@ -86,6 +89,10 @@ class RolloutConfig:
         "once). null = independent rollouts.", None)
     tree_segment_tokens: int = doc("Tree rollouts: tokens of each segment before a split (the last level runs to "
                                    "max_new_tokens).", 32)
+    cheap_pool: CheapPoolConfig = doc(
+        "Sol-RL (veripo/rollout/cheap_pool.py): sample pool_size candidates per prompt with a cheap engine (an int8 "
+        "copy of the policy), train on the keep_top best and keep_bottom worst of each prompt, with full-precision "
+        "log-probs and a truncated importance weight.", default_factory=CheapPoolConfig)
 
     @property
     def max_group(self) -> int:
@@ -124,6 +131,9 @@ class AlgoConfig:
     ppo_epochs: int = doc("Optimisation passes over each rollout batch (1 = on-policy, ratio 1).", 1)
     dynamic_sampling: bool = doc("DAPO: mask out groups whose rewards all agree (no learning signal).", False)
     loss_kwargs: dict[str, Any] = doc("Extra keyword arguments for the policy loss.", default_factory=dict)
+    value_heads: ValueHeadsConfig = doc(
+        "The value heads of advantage_estimator ppo_gae (one head) and pdppo (two; veripo/grpo/critic.py): their "
+        "optimiser and value loss. Unused by the critic-free estimators.", default_factory=ValueHeadsConfig)
 
     def check(self, prefix: str = "") -> None:
         from veripo.algos import AGGREGATION_MODES, POLICY_LOSSES, ADVANTAGE_ESTIMATORS
@@ -203,3 +213,24 @@ class GRPOConfig:
             require(not ro.tree_branches or value == "none", f"{p}{key}", value,
                     f"is not supported with {p}rollout.tree_branches (a tree fixes its own number of leaves); use "
                     "one or the other")
+        self._check_cheap_pool(p)
+
+    def _check_cheap_pool(self, p: str) -> None:
+        """Sol-RL's pool: sized against the group, on an engine that can sample a copy, with an IS-weighted loss."""
+        from veripo.algos import get_policy_loss
+        from veripo.grpo.advantage_step import accepts
+
+        ro, pool = self.rollout, self.rollout.cheap_pool
+        if not pool.enabled:
+            return
+        pool.check_against(ro.group_size, f"{p}rollout.cheap_pool.")
+        for key, value in (("rollout.controller", ro.controller), ("rollout.prune", ro.prune),
+                           ("rollout.tree_branches", ro.tree_branches)):
+            require(value in ("none", None), f"{p}{key}", value,
+                    f"is not supported with {p}rollout.cheap_pool (the pool fixes the rollouts per prompt); use one "
+                    "or the other")
+        require(pool.quantize == "none" or ro.engine == "hf", f"{p}rollout.cheap_pool.quantize", pool.quantize,
+                f"int8 copies the policy on the CPU and needs {p}rollout.engine=hf; on vllm set quantize: none")
+        require(pool.quantize == "none" or accepts(get_policy_loss(self.algo.policy_loss), "is_weights"),
+                f"{p}algo.policy_loss", self.algo.policy_loss,
+                "takes no importance weights (is_weights), which the int8 pool needs; use ppo_clip")

@@ -38,7 +38,10 @@ from veripo.data.schema import Sample, load_samples
 from veripo.errors import ConfigError, DataError
 from veripo.grpo.advantage_step import StepAdvantages, row_advantages, step_advantages
 from veripo.grpo.config import GRPOConfig
+from veripo.grpo.critic import ValueCritic, needs_values
 from veripo.records import RolloutRecord
+from veripo.algos.sol_rl import truncated_is_weights
+from veripo.rollout.cheap_pool import CheapPool
 from veripo.rollout.control import build_controller
 from veripo.rollout.engine import EngineSpec, build_engine, capabilities
 from veripo.rollout.partial import require_partial
@@ -47,7 +50,7 @@ from veripo.rollout.prune import build_pruner
 from veripo.rollout.store import RolloutStore
 from veripo.rollout.tree import TreeShape, tree_layout
 from veripo.rollout.types import SamplingParams
-from veripo.sequences import build_sequences, completion_logps
+from veripo.sequences import SequenceBatch, build_sequences, completion_logps
 from veripo.train.distributed import all_reduce_max, all_reduce_sum
 from veripo.train.policy_setup import model_device
 from veripo.train.sampler import PromptSampler
@@ -84,6 +87,22 @@ def micro_batches(group_ids: list[int], size: int, whole_groups: bool = False) -
     return out + ([(chunk, n)] if n > chunk else [])
 
 
+def hidden_size(model) -> int:
+    """The policy's language-model width (what value heads read)."""
+    config = model.config
+    text = getattr(config, "text_config", None)
+    return int(getattr(text, "hidden_size", None) or config.hidden_size)
+
+
+def sampling_logps(rollouts: RolloutBatch, mask: torch.Tensor) -> torch.Tensor:
+    """[N, C] the log-probs the engine recorded while sampling each token (0 beyond a rollout's end)."""
+    out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    for i, c in enumerate(rollouts.flat):
+        if c.logps:
+            out[i, : len(c.logps)] = torch.tensor(c.logps, dtype=torch.float32)
+    return out
+
+
 def load_training_rows(cfg: GRPOConfig, errors: list[str]) -> list[Sample]:
     rows = load_samples(cfg.data.train_file, strict=cfg.data.strict, root=cfg.data.root, errors=errors,
                         max_prompt_chars=cfg.data.max_prompt_chars)
@@ -102,6 +121,9 @@ def check_world(cfg: GRPOConfig, world_size: int) -> None:
     if cfg.rollout.prompts_per_step % world_size:
         raise ConfigError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} is not a multiple of the "
                           f"{world_size} processes: every process samples the same number of prompts")
+    if needs_values(cfg.algo.advantage_estimator):
+        raise ConfigError(f"algo.advantage_estimator={cfg.algo.advantage_estimator!r} trains value heads, which run "
+                          "in one process only for now (their gradients are not averaged over processes)")
 
 
 def tree_shape(cfg: GRPOConfig) -> TreeShape | None:
@@ -145,8 +167,13 @@ class GRPOTrainer(TrainingStage):
         self.store = RolloutStore(self.out / "rollouts.jsonl")
         params = SamplingParams(temperature=ro.temperature, top_p=ro.top_p, top_k=ro.top_k,
                                 max_new_tokens=ro.max_new_tokens, stop_at_answer=ro.stop_at_answer)
+        pool = CheapPool(ro.cheap_pool, ro.group_size) if ro.cheap_pool.enabled else None
         self.rollout = RolloutPhase(self.engine, self.sampler, self.controller, self.pruner, self.tree, params,
-                                    cfg.reward, self.store, self.out, cfg.run.seed, self.train_engine)
+                                    cfg.reward, self.store, self.out, cfg.run.seed, self.train_engine, pool)
+        self.critic = None  # the value heads of ppo_gae / pdppo (veripo/grpo/critic.py)
+        if needs_values(cfg.algo.advantage_estimator):
+            self.critic = ValueCritic.create(cfg.algo.value_heads, cfg.algo.advantage_estimator,
+                                             hidden_size(self.model), model_device(self.model))
         self._spare = None  # a micro-batch kept for zero-weighted passes when this rank has no rows of its own
         self._replay: dict[int, list[RolloutRecord]] = {}
         self.ref_model = None
@@ -166,6 +193,8 @@ class GRPOTrainer(TrainingStage):
         state = {"skipped": self.skipped, "controller": self.controller.state_dict()}
         if self.pruner is not None:
             state["pruner"] = self.pruner.state_dict()
+        if self.critic is not None:
+            state["critic"] = self.critic.state_dict()
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -174,6 +203,12 @@ class GRPOTrainer(TrainingStage):
             self.controller.load_state_dict(state["controller"])
         if self.pruner is not None and "pruner" in state:
             self.pruner.load_state_dict(state["pruner"])
+        if self.critic is not None and "critic" in state:
+            self.critic.load_state_dict(state["critic"])
+
+    def final_files(self, folder: Path) -> None:
+        if self.critic is not None:
+            self.critic.save(folder)
 
     def before_loop(self, start: int, resume: bool) -> None:
         """A fresh run owns its store; a resumed one replays the stored rollouts of the steps from ``start`` on
@@ -239,15 +274,40 @@ class GRPOTrainer(TrainingStage):
         batch = self.rollout.run(step, replayed)
         if not batch.samples:
             return self._idle_step(batch)
+        seqs = self._sequences(batch)
+        scored_logps = values = None
+        if self.critic is not None:  # one no-grad forward: the policy's log-probs and the heads' values
+            scored_logps, values = self.critic.estimate(self.model, seqs, self._temperature,
+                                                        cfg.optim.micro_batch_size)
         adv = step_advantages(self.estimator, cfg.algo, cfg.reward, batch.scores, batch.groups,
-                              self.controller.advantage_weights(batch.samples), correct=batch.correct)
-        control_metrics = self.rollout.record(batch, row_advantages(adv.advantages, adv.train_mask), adv.keep)
+                              self.controller.advantage_weights(batch.samples), correct=batch.correct,
+                              values=values, response_mask=seqs.completion_mask)
+        tokens = adv.train_mask if adv.train_mask is not None else seqs.completion_mask.cpu()
+        control_metrics = self.rollout.record(batch, row_advantages(adv.advantages, tokens), adv.keep)
         t0 = time.perf_counter()
         update_metrics = {}
         if self._update_anywhere(bool(adv.keep.any())):
-            update_metrics = self._update(batch, adv)
+            update_metrics = self._update(batch, seqs, adv, scored_logps)
             self._sync_engine()
+        if self.critic is not None:
+            update_metrics.update(self.critic.update(adv.returns, seqs.completion_mask, adv.keep,
+                                                     cfg.algo.ppo_epochs))
         return self._step_metrics(batch, adv, control_metrics, update_metrics, time.perf_counter() - t0)
+
+    @property
+    def _temperature(self) -> float:
+        """The temperature the rollouts were sampled at, which their log-probs are scored at (greedy: 1)."""
+        return self.cfg.rollout.temperature if self.cfg.rollout.temperature > 0 else 1.0
+
+    def _sequences(self, rollouts: RolloutBatch) -> SequenceBatch:
+        """The step's prompt + completion sequences on the model's device, built once."""
+        pad = self.tokenizer.pad_token_id
+        batch = build_sequences(self.rollout.prompts_for_update(rollouts), rollouts.group_ids.tolist(),
+                                [c.token_ids or [pad] for c in rollouts.flat], pad)
+        device = model_device(self.model)
+        batch.model_inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.model_inputs.items()}
+        batch.completion_ids, batch.completion_mask = batch.completion_ids.to(device), batch.completion_mask.to(device)
+        return batch
 
     def _idle_step(self, batch: RolloutBatch) -> dict[str, float]:
         """Every prompt of this rank's share was set aside: take part in the step's collectives with nothing of
@@ -276,6 +336,7 @@ class GRPOTrainer(TrainingStage):
             "lr": self.train_engine.current_lr(),
             "time/generate_s": batch.generate_s, "time/score_s": batch.score_s, "time/update_s": update_s,
             "tokens_per_s": sum(lengths) / max(batch.generate_s, 1e-9),
+            **batch.metrics,
             **{f"adv/{k}": float(v) for k, v in adv.metrics.items() if isinstance(v, (int, float))},
             **update_metrics,
         })
@@ -312,7 +373,7 @@ class GRPOTrainer(TrainingStage):
             raise DataError(f"rank {te.rank}: none of this process's prompts could be used before its first "
                               "update, so it has nothing to run the other processes' update with; check the "
                               "skipped prompts' videos")
-        temperature = cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0
+        temperature = self._temperature
         self.model.train()
         for _ in range(cfg.algo.ppo_epochs):
             for i in range(pieces):
@@ -323,32 +384,35 @@ class GRPOTrainer(TrainingStage):
         self._sync_engine()
 
 
-    def _update(self, rollouts: RolloutBatch, adv: StepAdvantages) -> dict[str, float]:
+    def _update(self, rollouts: RolloutBatch, batch: SequenceBatch, adv: StepAdvantages,
+                scored_logps: torch.Tensor | None = None) -> dict[str, float]:
         """The policy loss on the step's rollouts (``adv.train_mask`` [N, C], tree rollouts with ``branch``: the
-        completion tokens each row trains)."""
+        completion tokens each row trains). ``scored_logps``: the policy's log-probs of the sampled tokens before
+        the update, when a value-based estimator's forward already computed them. Rollouts sampled by a cheaper
+        engine (Sol-RL's int8 pool) are scored by the policy (PPO's ``old_logps``) and weighted by the truncated
+        importance ratio pi_policy / pi_cheap."""
         cfg = self.cfg
         group_ids, keep = adv.group_ids, adv.keep
-        pad = self.tokenizer.pad_token_id
-        batch = build_sequences(self.rollout.prompts_for_update(rollouts), group_ids.tolist(),
-                                [c.token_ids or [pad] for c in rollouts.flat], pad)
-        if adv.train_mask is not None:
-            batch.completion_mask = batch.completion_mask * adv.train_mask
         device = model_device(self.model)
-        batch.model_inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.model_inputs.items()}
-        batch.completion_ids, batch.completion_mask = batch.completion_ids.to(device), batch.completion_mask.to(device)
+        if adv.train_mask is not None:
+            batch.completion_mask = batch.completion_mask * adv.train_mask.to(device)
         n = len(batch)
         chunks = micro_batches(group_ids.tolist(), cfg.optim.micro_batch_size,
                                whole_groups=cfg.algo.policy_loss == "drpo")  # DRPO normalises within groups
         mbs = max(stop - start for start, stop in chunks)
-        temperature = cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0
-        ref_logps = old_logps = None
+        temperature = self._temperature
+        ref_logps = is_weights = None
+        old_logps = scored_logps
         if cfg.algo.beta > 0:
             with torch.no_grad(), self._ref_context():
                 ref_logps, _ = completion_logps(self.ref_model or self.model, batch, temperature, mbs)
-        if cfg.algo.ppo_epochs > 1:
+        if old_logps is None and (cfg.algo.ppo_epochs > 1 or rollouts.off_policy):
             with torch.no_grad():
                 old_logps, _ = completion_logps(self.model, batch, temperature, mbs)
         mask = batch.completion_mask
+        if rollouts.off_policy:
+            is_weights = truncated_is_weights(old_logps, sampling_logps(rollouts, mask), mask,
+                                              **self.rollout.pool.is_options)
         te = self.train_engine
         total_tokens = float((mask * keep.to(device)[:, None]).sum())
         total_rows = float(keep.sum())  # kept rows: the row modes' denominator over all micro-batches
@@ -380,6 +444,7 @@ class GRPOTrainer(TrainingStage):
                         num_processes=te.world_size, grad_accum_steps=accum, steps_per_generation=accum,
                         max_completion_length=cfg.rollout.max_new_tokens,
                         rewards=binary[start:stop].float(), group_ids=group_ids[start:stop].to(device),
+                        is_weights=None if is_weights is None else is_weights[start:stop],
                         **cfg.algo.loss_kwargs)
                     te.backward(loss if i < len(chunks) else loss * 0.0)  # a repeat only keeps the ranks in step
                 if i >= len(chunks):

@@ -33,6 +33,8 @@ class EngineCapabilities:
     prunes_midgen       ARRoL's ``mode=auto`` picks mid-generation pruning on it (checked on this engine)
     sampling_params     ``generate(..., params=SamplingParams)`` takes the full sampling settings (repetition penalty)
     prompt_modes        it reads ``engine.reasoning``: the reasoning prompt (think/answer) or the direct one
+    swaps_model         ``with_model(model)`` gives an engine that samples another model object through the same
+                        processor (Sol-RL's cheap pool samples an int8 copy of the policy)
     A minimal engine (``generate(samples, n, temperature, max_new_tokens)`` only, e.g. a scripted stand-in in a
     test) has none of these.
     """
@@ -43,6 +45,7 @@ class EngineCapabilities:
     prunes_midgen: bool = False
     sampling_params: bool = False
     prompt_modes: bool = False
+    swaps_model: bool = False
 
 
 @runtime_checkable

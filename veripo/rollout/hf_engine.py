@@ -13,6 +13,7 @@ switched off: rollouts sample the policy's distribution under ``SamplingParams``
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from typing import Any, Sequence
 
@@ -150,7 +151,7 @@ class HFEngine:
     # it samples the policy object itself (nothing to sync), continues partial rollouts exactly, and reads the
     # last hidden state while it decodes
     capabilities = EngineCapabilities(continues_partial=True, hidden_states=True, receives_weights=False,
-                                      prunes_midgen=True, sampling_params=True, prompt_modes=True)
+                                      prunes_midgen=True, sampling_params=True, prompt_modes=True, swaps_model=True)
 
     def __init__(self, model, processor, video_sampling: VideoSampling | None = None,
                  frame_cache: FrameCache | None = None, batch_size: int = 8, reasoning: bool = True,
@@ -173,6 +174,12 @@ class HFEngine:
 
             model, processor = load_policy(spec.model_path)
         return cls(model, processor, spec.video, batch_size=spec.batch_size, max_sequences=spec.max_sequences)
+
+    def with_model(self, model: Any) -> "HFEngine":
+        """This engine sampling ``model`` instead (same processor, frame cache and settings): Sol-RL's int8 copy."""
+        other = copy.copy(self)
+        other.model = model
+        return other
 
     def sync_weights(self, model: Any) -> int:
         """Nothing to send: this engine samples the policy object the trainer updates."""

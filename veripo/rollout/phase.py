@@ -34,6 +34,7 @@ from veripo.errors import VideoError
 from veripo.prompts import question_text
 from veripo.records import RolloutRecord
 from veripo.rewards import compute_rewards, is_correct
+from veripo.rollout.cheap_pool import CheapPool
 from veripo.rollout.partial import generate_groups
 from veripo.rollout.records import groups_from_records, records_from_groups
 from veripo.rollout.store import RolloutStore
@@ -70,6 +71,8 @@ class RolloutBatch:
     p_hats: list[float] = dataclasses.field(default_factory=list)        # ARRoL: predicted success at selection
     pruned: list[list[Completion]] = dataclasses.field(default_factory=list)  # ARRoL: what selection dropped
     prompts: Any = None                    # the processor batch, when generation built one the update can reuse
+    off_policy: bool = False               # sampled by a cheaper engine than the policy (Sol-RL's int8 pool)
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # what the phase did (pool sizes, ...)
 
     @property
     def sizes(self) -> list[int]:
@@ -113,8 +116,10 @@ class RolloutPhase:
     ``skipped`` collects the prompts set aside (unreadable video), named."""
 
     def __init__(self, engine: Any, sampler: Any, controller: Any, pruner: Any, tree: TreeShape | None,
-                 params: SamplingParams, reward: Any, store: RolloutStore, run_dir: str | Path, seed: int, dist: Any):
+                 params: SamplingParams, reward: Any, store: RolloutStore, run_dir: str | Path, seed: int, dist: Any,
+                 pool: CheapPool | None = None):
         self.engine, self.sampler, self.controller, self.pruner, self.tree = engine, sampler, controller, pruner, tree
+        self.pool = pool
         self.params, self.reward, self.store, self.seed, self.dist = params, reward, store, seed, dist
         self.run_dir = Path(run_dir)
         self.skipped: list[str] = []
@@ -147,6 +152,10 @@ class RolloutPhase:
         scores, correct = score_rollouts(groups, samples, self.reward) if samples else ({"total": []}, [])
         batch = RolloutBatch(step, samples, groups, scores, correct, bool(replayed), generate_s=t1 - t0,
                              score_s=time.perf_counter() - t1, pruned=pruned)
+        if self.pool is not None:
+            batch.off_policy = self.pool.cfg.quantize != "none"
+            if samples and not replayed:  # the stored rollouts of a replayed step are the subset already
+                keep_pool_subset(batch, self.pool)
         if samples:
             batch.prompts = self._cached_prompts(samples).get("update")
             if self.pruner is not None:
@@ -213,6 +222,9 @@ class RolloutPhase:
             kept, pruned = self.pruner.generate(self.engine, step, samples, sizes, self.params, call, batch)
             pruned_out.extend(pruned)
             return kept
+        if self.pool is not None:  # Sol-RL: a pool of candidates from the cheap engine; run() keeps a subset
+            return generate_groups(self.pool.engine_for_step(self.engine), samples,
+                                   [self.pool.pool_size] * len(samples), self.params, batch)
         return generate_groups(self.engine, samples, sizes, self.params, batch)
 
     def _usable(self, samples: list[Sample]) -> list[Sample]:
@@ -327,6 +339,21 @@ class RolloutPhase:
                 out["prune/pruned_reward"] = sum(compute_rewards([c.text for c in gone], gone_samples,
                                                                  self.reward)["total"]) / len(gone)
         return out
+
+
+def keep_pool_subset(batch: RolloutBatch, pool: CheapPool) -> None:
+    """Sol-RL's selection, in place: each group keeps the pool's ``keep_top`` best and ``keep_bottom`` worst
+    candidates by total reward (their rewards are the pool's: the tokens do not change), and ``batch.metrics``
+    says what the pool held."""
+    totals = batch.scores["total"]
+    keep = pool.subset(totals, batch.group_ids).tolist()
+    kept_totals = [t for t, k in zip(totals, keep) if k]
+    batch.metrics.update({"pool/candidates": float(len(totals)), "pool/reward_mean": sum(totals) / len(totals),
+                          "pool/subset_reward_mean": sum(kept_totals) / max(1, len(kept_totals)),
+                          "pool/quantize_s": pool.last_quantize_s})
+    batch.groups = [[c for c, k in zip(g, ks) if k] for g, ks in zip(batch.groups, batch.per_group(keep))]
+    batch.scores = {name: [v for v, k in zip(values, keep) if k] for name, values in batch.scores.items()}
+    batch.correct = [c for c, k in zip(batch.correct, keep) if k]
 
 
 def cut_groups(values: Sequence[Any], sizes: Sequence[int]) -> list[list[Any]]:

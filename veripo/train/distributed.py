@@ -44,7 +44,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -410,15 +410,19 @@ class TrainEngine:
         set_rng_state(state["rng"])
         return state
 
-    def save_final(self, processor: Any, folder: str | Path, summary: dict[str, Any]) -> None:
-        """Collective: the trained policy in Hugging Face format in ``folder`` and ``folder/done.json`` (written
-        last: a stage is finished when it exists). ZeRO-3's partitioned weights are gathered first."""
+    def save_final(self, processor: Any, folder: str | Path, summary: dict[str, Any],
+                   extra_files: Callable[[Path], None] | None = None) -> None:
+        """Collective: the trained policy in Hugging Face format in ``folder``, the stage's ``extra_files(folder)``
+        (value heads, ...), and ``folder/done.json`` (written last: a stage is finished when it exists). ZeRO-3's
+        partitioned weights are gathered first."""
         from veripo.io_utils import atomic_write_json
         from veripo.models.lora import save_policy
 
         weights = self.full_state_dict() if self.backend == "deepspeed" else None
         if self.is_main:
             save_policy(self.unwrapped, processor, folder, state_dict=weights)
+            if extra_files is not None:
+                extra_files(Path(folder))
             atomic_write_json(Path(folder) / "done.json", summary)
         self.barrier()
 

@@ -103,6 +103,9 @@ class TrainingStage:
     def summary(self, history: list[dict[str, float]], steps_done: int) -> dict[str, Any]:
         return {"steps": steps_done}
 
+    def final_files(self, folder: Path) -> None:
+        """Files of the stage's own written into ``final/`` beside the policy, before ``done.json``."""
+
     def close_files(self) -> None:
         """Files the stage keeps open during the loop (closed even when a step fails)."""
 
@@ -168,6 +171,6 @@ class TrainingStage:
                 logger.close()
             self.close_files()
         summary = self.summary(history, steps_done)
-        te.save_final(self.processor, self.out / "final", summary)
+        te.save_final(self.processor, self.out / "final", summary, extra_files=self.final_files)
         te.close()
         return summary
