@@ -151,3 +151,36 @@ def test_step_advantages_applies_gdro_weights_dynamic_sampling_and_the_tree_layo
     assert tree.advantages.shape == (4, 2) and tree.train_mask.tolist() == [[1, 1], [1, 0], [1, 0], [1, 0]]
     # flat groups under branch: GRPO with the unbiased std, per token; stored as the mean over trained tokens
     assert torch.allclose(row_advantages(tree.advantages, tree.train_mask), plain, atol=1e-3)  # eps 1e-8 vs 1e-4
+
+
+def test_time_limit_stops_after_the_step_that_crosses_it_and_counts_across_a_resume(warm_policy, synth_task,
+                                                                                     tmp_path, monkeypatch):
+    """run.time_limit_s ends the run after the step during which the budget ran out (final policy saved, the
+    summary says how many steps ran); a resume counts the seconds spent before the kill."""
+    import veripo.train.run_config as run_config
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(run_config.RunConfig, "clock", lambda self: clock["now"])
+    cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", tmp_path / "run", "run.steps=10", "run.save_every=2",
+                   "run.time_limit_s=25")
+    trainer = GRPOTrainer(cfg)
+    real = trainer.step
+
+    def ten_seconds_each(step, *a, **k):
+        clock["now"] += 10.0
+        if step == 2:
+            raise KeyboardInterrupt("killed")  # after 20 s: the checkpoint at step 2 holds 20 s spent
+        return real(step, *a, **k)
+
+    monkeypatch.setattr(trainer, "step", ten_seconds_each)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    clock["now"] = 1000.0  # the new process's clock starts anywhere
+    resumed = GRPOTrainer(cfg)
+    real_resumed = resumed.step
+    monkeypatch.setattr(resumed, "step", lambda step, *a, **k: clock.update(now=clock["now"] + 10.0) or
+                        real_resumed(step, *a, **k))
+    summary = resumed.train(resume=True)
+    assert summary["steps"] == 3  # 20 s before the kill + 10 s for step 2 crosses 25 s
+    assert [m["step"] for m in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [0, 1, 2]
+    assert json.loads((tmp_path / "run" / "final" / "done.json").read_text())["steps"] == 3

@@ -254,7 +254,7 @@ class GRPOTrainer(TrainingStage):
     def summary(self, history: list[dict[str, float]], steps_done: int) -> dict[str, Any]:
         te = self.train_engine
         skipped = len(self.skipped) if te.world_size == 1 else int(all_reduce_sum(len(self.skipped)))
-        summary = {"steps": self.cfg.run.steps, "final_policy": str(self.out / "final"),
+        summary = {"steps": steps_done, "final_policy": str(self.out / "final"),
                    "rollouts": str(self.store.path), "bad_rows": len(self.errors), "skipped_prompts": skipped}
         if te.world_size > 1:
             summary["processes"] = te.world_size

@@ -103,6 +103,20 @@ class TrainingStage:
     def summary(self, history: list[dict[str, float]], steps_done: int) -> dict[str, Any]:
         return {"steps": steps_done}
 
+    def _out_of_time(self, began: float) -> bool:
+        """``run.time_limit_s`` has passed (every rank decides alike: rank 0's clock is broadcast)."""
+        limit = self.cfg.run.time_limit_s
+        if limit is None:
+            return False
+        over = float(self.cfg.run.clock() - began >= limit)
+        if self.train_engine.world_size > 1:
+            from veripo.train.distributed import all_reduce_max
+
+            over = all_reduce_max(over)
+        if over:
+            log.info("%s: run.time_limit_s=%s reached; stopping", self.name, limit)
+        return bool(over)
+
     def final_files(self, folder: Path) -> None:
         """Files of the stage's own written into ``final/`` beside the policy, before ``done.json``."""
 
@@ -131,10 +145,12 @@ class TrainingStage:
         if te.is_main:
             save_config(self.cfg, self.out / "config.yaml")
         start = 0
+        spent = 0.0  # seconds of training before this process (run.time_limit_s counts across resumes)
         if resume and (ckpt := latest_checkpoint(self.out)) is not None:
             state = te.restore(ckpt)
             self.load_state(state.get("trainer", {}))
             start = int(state["step"])
+            spent = float(state.get("trainer", {}).get("seconds_spent", 0.0))
             log.info("%s: resuming at step %d from %s", self.name, start, ckpt)
         from veripo.train.threads import apply_threads
 
@@ -147,6 +163,7 @@ class TrainingStage:
         bar = progress(self.total_steps, self.name, initial=start) if te.is_main else None
         history: list[dict[str, float]] = []
         steps_done = self.total_steps
+        began = run.clock() - spent
         try:
             for step in range(start, self.total_steps):
                 metrics = self.step(step)
@@ -158,11 +175,12 @@ class TrainingStage:
                     logger.log(step, metrics)
                     bar.update(1)
                     bar.set_postfix(**self.postfix(metrics))
-                if self.should_stop(step, metrics):
+                if self.should_stop(step, metrics) or self._out_of_time(began):
                     steps_done = step + 1
                     break
                 if run.save_every and (step + 1) % run.save_every == 0 and step + 1 < self.total_steps:
-                    te.save(self.out, step + 1, self.processor, {"steps_done": step + 1, **self.state()},
+                    te.save(self.out, step + 1, self.processor,
+                            {"steps_done": step + 1, "seconds_spent": run.clock() - began, **self.state()},
                             keep_last=run.keep_last)
         finally:
             if bar is not None:
