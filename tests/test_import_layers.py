@@ -1,8 +1,8 @@
 """No import points up a layer: each package imports only from its own layer or the ones below it.
 
-    0  errors, config, io_utils, records, prompts,       (plain helpers and the file records)
-       options, redact
-    1  algos, video, models, data                       (pure tensor functions, video, checkpoints, rows)
+    0  errors, config, io_utils, options, redact        (plain helpers)
+    1  algos, video, models, data, records, prompts     (pure tensor functions, video, checkpoints, rows, the file
+                                                         records and the prompt text of a row)
     2  rewards, prompt_batch, sequences                 (scores and model inputs)
     3  train                                            (optimiser, checkpoints, processes, the stage skeleton)
     4  rollout, verifier                                (the GRPO rollout phase and its engines; the verifier)
@@ -18,9 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
-    "errors": 0, "config": 0, "io_utils": 0, "records": 0, "prompts": 0, "_torchvision_shim": 0, "options": 0,
-    "redact": 0,
-    "algos": 1, "video": 1, "models": 1, "data": 1,
+    "errors": 0, "config": 0, "io_utils": 0, "_torchvision_shim": 0, "options": 0, "redact": 0,
+    "algos": 1, "video": 1, "models": 1, "data": 1, "records": 1, "prompts": 1,
     "rewards": 2, "prompt_batch": 2, "sequences": 2,
     "train": 3,
     "rollout": 4, "verifier": 4,

@@ -61,10 +61,6 @@ INSTALL_HINT = ("vLLM is not installed. It is a GPU-only extra: install it in a 
                 "or use rollout.engine=hf.")
 
 
-def _field(sample: Any, name: str, default: Any = None) -> Any:
-    return sample.get(name, default) if isinstance(sample, dict) else getattr(sample, name, default)
-
-
 def is_adapter_dir(path: str | Path) -> bool:
     """True for a PEFT adapter folder (``adapter_config.json`` inside)."""
     return (Path(path) / "adapter_config.json").exists()
@@ -279,7 +275,7 @@ class VLLMEngine:
         processor_kwargs = video_processor_kwargs(self.processor)
         out = []
         for sample in samples:
-            dtype, path = _field(sample, "data_type", "text"), _field(sample, "path")
+            dtype, path = sample.data_type, sample.path
             clips, images = [], []
             if dtype == "video":
                 clip = self.frame_cache.get(path, self.video_sampling)
@@ -335,8 +331,8 @@ class VLLMEngine:
         from veripo.prompts import question_text
 
         def one(sample: Any) -> list[Completion]:
-            dtype = _field(sample, "data_type", "text")
-            messages = chat_messages_for_server(question_text(sample, self.reasoning), dtype, _field(sample, "path"),
+            dtype = sample.data_type
+            messages = chat_messages_for_server(question_text(sample, self.reasoning), dtype, sample.path,
                                                 inline=self.inline_video)
             # the server decodes and samples the video itself (--media-io-kwargs); its processor must not
             # sample those frames again
@@ -345,7 +341,7 @@ class VLLMEngine:
             try:
                 response = self.client.chat.completions.create(**kwargs)
             except Exception as e:  # noqa: BLE001 - transport and HTTP errors alike
-                raise VeripoError(f"vLLM server {self.server_url}: request for {_field(sample, 'problem_id')} "
+                raise VeripoError(f"vLLM server {self.server_url}: request for {sample.problem_id} "
                                   f"failed: {e}") from None
             comps = completions_from_chat(response, n)
             for c in comps:
