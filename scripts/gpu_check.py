@@ -297,7 +297,7 @@ def phase_generate(kit: Path, s: Setup) -> dict:
     from veripo.data.schema import load_samples
     from veripo.models.load import load_policy
     from veripo.rollout.hf_engine import HFEngine
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
 
     out: dict = {}
     with peak_memory(s.device, out):
@@ -439,7 +439,7 @@ def phase_parity(s: Setup, accel: str) -> dict:
     from veripo.models import build_tiny_kit
     from veripo.models.load import load_policy
     from veripo.rollout.hf_engine import HFEngine
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
     from veripo.sequences import build_sequences, completion_logps
     from veripo.video.sampling import VideoSampling
 

@@ -16,7 +16,7 @@ from veripo.rollout.engine import EngineCapabilities
 from veripo.io_utils import read_jsonl
 from veripo.rollout.control import GDROController, XRPOController, build_controller
 from veripo.rollout.prune import PrefixPruner
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 from veripo.train.checkpoint import latest_checkpoint, load_trainer_state
 
 from kit_fixtures import tiny_kit_dir  # noqa: F401

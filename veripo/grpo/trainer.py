@@ -46,7 +46,7 @@ from veripo.rollout.phase import RolloutBatch, RolloutPhase
 from veripo.rollout.prune import build_pruner
 from veripo.rollout.store import RolloutStore
 from veripo.rollout.tree import TreeShape, tree_layout
-from veripo.rollout.types import SamplingParams
+from veripo.generation.types import SamplingParams
 from veripo.sequences import build_sequences, completion_logps
 from veripo.train.distributed import all_reduce_max, all_reduce_sum
 from veripo.train.policy_setup import model_device

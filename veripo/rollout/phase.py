@@ -38,7 +38,7 @@ from veripo.rollout.partial import generate_groups
 from veripo.rollout.records import groups_from_records, records_from_groups
 from veripo.rollout.store import RolloutStore
 from veripo.rollout.tree import TreeShape, grow_trees
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 from veripo.train.distributed import all_gather_objects, shard
 from veripo.io_utils import atomic_write_bytes
 

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from veripo.data.schema import Sample
 from veripo.records import RolloutRecord
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 
 
 def rollout_index(record: RolloutRecord) -> tuple[int, str]:

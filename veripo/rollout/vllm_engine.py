@@ -47,7 +47,7 @@ from typing import Any, Sequence
 from veripo.errors import ConfigError, VeripoError
 from veripo.prompt_batch import PromptBatch, build_prompt_batch
 from veripo.rollout.engine import EngineCapabilities, EngineSpec
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 from veripo.rollout.vllm_requests import (build_vllm_prompt, chat_messages_for_server, chat_request,
                                           check_greedy_n, completions_from_chat, completions_from_vllm, continuation_request,
                                           sampling_params_dict, vllm_weight_items)
