@@ -99,6 +99,9 @@ def check_world(cfg: GRPOConfig, world_size: int) -> None:
     """What several processes need from the config (clear errors instead of hung collectives)."""
     if world_size <= 1:
         return
+    if cfg.algo.max_num_gen_batches > 1:
+        raise ConfigError(f"algo.max_num_gen_batches={cfg.algo.max_num_gen_batches} (dynamic sampling refill) runs in "
+                          "one process only: the ranks would need different numbers of generation rounds")
     if cfg.rollout.prompts_per_step % world_size:
         raise ConfigError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} is not a multiple of the "
                           f"{world_size} processes: every process samples the same number of prompts")
@@ -146,7 +149,8 @@ class GRPOTrainer(TrainingStage):
         params = SamplingParams(temperature=ro.temperature, top_p=ro.top_p, top_k=ro.top_k,
                                 max_new_tokens=ro.max_new_tokens, stop_at_answer=ro.stop_at_answer)
         self.rollout = RolloutPhase(self.engine, self.sampler, self.controller, self.pruner, self.tree, params,
-                                    cfg.reward, self.store, self.out, cfg.run.seed, self.train_engine)
+                                    cfg.reward, self.store, self.out, cfg.run.seed, self.train_engine,
+                                    max_gen_batches=cfg.algo.max_num_gen_batches)
         self._spare = None  # a micro-batch kept for zero-weighted passes when this rank has no rows of its own
         self._replay: dict[int, list[RolloutRecord]] = {}
         self.ref_model = None
@@ -277,7 +281,7 @@ class GRPOTrainer(TrainingStage):
             "time/generate_s": batch.generate_s, "time/score_s": batch.score_s, "time/update_s": update_s,
             "tokens_per_s": sum(lengths) / max(batch.generate_s, 1e-9),
             **{f"adv/{k}": float(v) for k, v in adv.metrics.items() if isinstance(v, (int, float))},
-            **update_metrics,
+            **update_metrics, **batch.metrics,
         })
         if self.tree is not None:
             owned = adv.train_mask if adv.train_mask is not None else tree_layout(batch.groups, max(lengths)).train_mask
