@@ -343,8 +343,9 @@ def task_corpus(spec: SynthSpec) -> list[str]:
         options = T.option_strings(T.OPTION_VALUES.get(task, ()))
         for value in answer_domain(task, spec):
             meta = make_meta(task, value, spec, rng)
-            row = {"task": task, "meta": meta, "options": options, "problem": T.problem_text(task, spec.size),
-                   "problem_type": T.PROBLEM_TYPES[task], "data_type": "video"}
+            row = Sample(problem_id="corpus", problem=T.problem_text(task, spec.size),
+                         problem_type=T.PROBLEM_TYPES[task], solution="", options=options,
+                         extra={"task": task, "meta": meta})
             texts[question_text(row, reasoning=True)] = None
             texts[question_text(row, reasoning=False)] = None
             for kind in T.RESPONSE_KINDS:

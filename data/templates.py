@@ -23,6 +23,8 @@ import random
 import re
 from typing import Any, Callable
 
+from veripo.data.schema import Sample
+
 COLOURS = ("red", "green", "blue", "yellow")
 DIRECTIONS = ("left", "right", "up", "down")
 
@@ -155,28 +157,22 @@ def wrong_meta(task: str, meta: dict[str, Any], options: list[str], rng: random.
     return m
 
 
-def _fields(sample: Any) -> tuple[str, dict[str, Any], list[str]]:
-    """(task, meta, options) of a Sample or a row dict."""
-    if isinstance(sample, dict):
-        get = sample.get
-        extra = sample
-    else:
-        extra = sample.extra
-        get = lambda k, d=None: getattr(sample, k, d)  # noqa: E731
-    task, meta = extra.get("task"), extra.get("meta")
+def _fields(sample: Sample) -> tuple[str, dict[str, Any], list[str]]:
+    """(task, meta, options) of a synthetic sample."""
+    task, meta = sample.extra.get("task"), sample.extra.get("meta")
     if task not in PROBLEM_TYPES or not isinstance(meta, dict):
         raise ValueError("not a synthetic row: it needs 'task' and 'meta' fields")
-    return task, meta, list(get("options") or [])
+    return task, meta, list(sample.options)
 
 
-def correct_response(sample: Any, rng: random.Random | None = None) -> str:
+def correct_response(sample: Sample, rng: random.Random | None = None) -> str:
     """The templated correct reasoning and answer, e.g.
     ``<think>The square is blue in every frame, so the colour is blue.</think><answer>C</answer>``."""
     task, meta, options = _fields(sample)
     return format_response(reasoning_text(task, meta), answer_text(task, meta, options))
 
 
-def inconsistent_response(sample: Any, rng: random.Random) -> str:
+def inconsistent_response(sample: Sample, rng: random.Random) -> str:
     """The reasoning concludes one value, the answer says another (which side is true is random)."""
     task, meta, options = _fields(sample)
     other = wrong_meta(task, meta, options, rng)
@@ -184,14 +180,14 @@ def inconsistent_response(sample: Any, rng: random.Random) -> str:
     return format_response(reasoning_text(task, said), answer_text(task, answered, options))
 
 
-def repetitive_response(sample: Any, rng: random.Random) -> str:
+def repetitive_response(sample: Sample, rng: random.Random) -> str:
     """The reasoning's premise loops 3-4 times (no conclusion), then the true answer."""
     task, meta, options = _fields(sample)
     sentence = reasoning_parts(task, meta)[0] + "."
     return format_response(" ".join([sentence] * rng.randint(3, 4)), answer_text(task, meta, options))
 
 
-def reflective_response(sample: Any, rng: random.Random) -> str:
+def reflective_response(sample: Sample, rng: random.Random) -> str:
     """A wrong reasoning, then a correction: ``<wrong reasoning> Wait, <correct reasoning>``, and the true answer
     (consistent: the last conclusion is the answer). VerIPO's reflective responses, in the warm start."""
     task, meta, options = _fields(sample)
@@ -201,14 +197,14 @@ def reflective_response(sample: Any, rng: random.Random) -> str:
                            answer_text(task, meta, options))
 
 
-def wrong_response(sample: Any, rng: random.Random) -> str:
+def wrong_response(sample: Sample, rng: random.Random) -> str:
     """A consistent response about a wrong value (reasoning and answer agree; both are wrong)."""
     task, meta, options = _fields(sample)
     other = wrong_meta(task, meta, options, rng)
     return format_response(reasoning_text(task, other), answer_text(task, other, options))
 
 
-RESPONSE_BUILDERS: dict[str, Callable[[Any, random.Random], str]] = {
+RESPONSE_BUILDERS: dict[str, Callable[[Sample, random.Random], str]] = {
     "correct": correct_response,
     "inconsistent": inconsistent_response,
     "repetitive": repetitive_response,
@@ -217,7 +213,7 @@ RESPONSE_BUILDERS: dict[str, Callable[[Any, random.Random], str]] = {
 }
 
 
-def make_response(sample: Any, kind: str, rng: random.Random) -> str:
+def make_response(sample: Sample, kind: str, rng: random.Random) -> str:
     """A response of ``kind`` (one of :data:`RESPONSE_KINDS`) for a synthetic row."""
     if kind not in RESPONSE_BUILDERS:
         raise ValueError(f"unknown response kind {kind!r}; choose from {list(RESPONSE_KINDS)}")

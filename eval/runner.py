@@ -119,7 +119,7 @@ def _generate(engine: Any, samples: list[Sample], settings: EvalSettings) -> lis
         if not capabilities(engine).sampling_params:
             raise VeripoError(f"repetition_penalty={settings.repetition_penalty}: this engine's generate() takes no "
                               "sampling parameters (params=SamplingParams)")
-        from veripo.rollout.types import SamplingParams
+        from veripo.generation.types import SamplingParams
 
         kwargs["params"] = SamplingParams(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens,
                                           repetition_penalty=settings.repetition_penalty)

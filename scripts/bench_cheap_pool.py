@@ -30,7 +30,7 @@ from bench_grpo_vs_trl import prepare  # noqa: E402  (synthetic task + tiny kit)
 def sample_pool(engine, samples, pool: int, max_new_tokens: int, repeats: int, seed: int = 0) -> dict:
     import torch
 
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
 
     params = SamplingParams(temperature=1.0, max_new_tokens=max_new_tokens)
     engine.generate(samples[:1], n=2, params=params)  # warm-up (allocator, kernels)

@@ -65,7 +65,7 @@ def run_ours(args, data_file: str, out_dir: Path) -> dict:
     rows = pair_rows(data_file, args.pairs * 2)
     pairs_file = out_dir / "pairs.jsonl"
     pairs_file.write_text("".join(json.dumps(PairRecord(
-        pair_id=f"p{i:03d}", prompt_id=r["sample"].problem_id, kind="quality", sample=r["sample"].to_dict(),
+        pair_id=f"p{i:03d}", prompt_id=r["sample"].problem_id, kind="quality", sample=r["sample"],
         prompt=r["sample"].problem, chosen=r["chosen"], rejected=r["rejected"]).to_dict()) + "\n"
         for i, r in enumerate(rows)))
     t0 = time.perf_counter()

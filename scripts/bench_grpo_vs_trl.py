@@ -114,7 +114,7 @@ def run_trl(args, data_file: str, out_dir: Path) -> dict:
     from veripo.models.load import load_policy
     from veripo.prompts import question_text
     from veripo.rewards import compute_rewards
-    from veripo.rollout.hf_engine import suppressed_token_ids
+    from veripo.generation.hf import suppressed_token_ids
 
     t0 = time.perf_counter()
     model, processor = load_policy(args.kit, device="cpu")

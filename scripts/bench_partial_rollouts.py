@@ -57,7 +57,7 @@ def run_mode(mode: str, engine, samples, group: int, tokens: int, seed: int) -> 
     from veripo.rollout.partial import generate_groups
     from veripo.rollout.prune import PrefixPruner
     from veripo.rollout.tree import TreeShape, grow_trees, tree_layout
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
 
     params = SamplingParams(temperature=1.0, max_new_tokens=tokens)
     counter = DecodeCounter(engine)

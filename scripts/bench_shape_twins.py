@@ -38,7 +38,7 @@ def run_one(size: str, layers: int, vision_depth: int, tokens: int, group: int, 
     from veripo.models.shape_twin import build_shape_twin
     from veripo.models.tokenizer import response_end_id
     from veripo.rollout.hf_engine import HFEngine
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
     from veripo.sequences import build_sequences, completion_logps
     from veripo.video.sampling import VideoSampling
     from veripo.video.write import write_mp4

@@ -286,7 +286,7 @@ def write_task(work: Path, n_rows: int, n_pairs: int):
     rows = pair_rows(str(files.splits["train"]), n_pairs)
     pairs_file = work / "pairs.jsonl"
     pairs_file.write_text("".join(json.dumps(PairRecord(
-        pair_id=f"p{i:03d}", prompt_id=r["sample"].problem_id, kind="quality", sample=r["sample"].to_dict(),
+        pair_id=f"p{i:03d}", prompt_id=r["sample"].problem_id, kind="quality", sample=r["sample"],
         prompt=r["sample"].problem, chosen=r["chosen"], rejected=r["rejected"]).to_dict()) + "\n"
         for i, r in enumerate(rows)))
     return files, spec, task_corpus(spec), pairs_file, len(rows)
@@ -297,7 +297,7 @@ def phase_generate(kit: Path, s: Setup) -> dict:
     from veripo.data.schema import load_samples
     from veripo.models.load import load_policy
     from veripo.rollout.hf_engine import HFEngine
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
 
     out: dict = {}
     with peak_memory(s.device, out):
@@ -439,7 +439,7 @@ def phase_parity(s: Setup, accel: str) -> dict:
     from veripo.models import build_tiny_kit
     from veripo.models.load import load_policy
     from veripo.rollout.hf_engine import HFEngine
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
     from veripo.sequences import build_sequences, completion_logps
     from veripo.video.sampling import VideoSampling
 

@@ -7,8 +7,6 @@ import pytest
 import torch
 
 from veripo.algos import (
-    BatchFillError,
-    DynamicSamplingBuffer,
     bin_mean_losses,
     dynamic_sampling_mask,
     integer_allocation,
@@ -46,18 +44,6 @@ def test_dynamic_sampling_keeps_groups_with_spread_and_singletons():
 def test_valid_binary_group_mask_for_drpo():
     keep = valid_binary_group_mask(torch.tensor([1.0, 0, 1, 1, 0.5, 0]), torch.tensor([0, 0, 1, 1, 2, 2]))
     assert keep.tolist() == [True, True, False, False, False, False]   # 0.5 is neither 1 nor 0
-
-
-def test_dynamic_sampling_buffer_fills_and_raises():
-    buf = DynamicSamplingBuffer(train_batch_size=3, max_num_gen_batches=3)
-    assert buf.add(torch.tensor([True, True, False, False]), torch.tensor([0, 0, 1, 1])) == [0]
-    assert not buf.full
-    buf.add(torch.tensor([True, True, True, True]), torch.tensor([2, 2, 3, 3]))
-    assert buf.full and buf.take() == [0, 2, 3]
-    starving = DynamicSamplingBuffer(train_batch_size=2, max_num_gen_batches=2)
-    starving.add(torch.tensor([False]), torch.tensor([0]))
-    with pytest.raises(BatchFillError, match="0 of 2 prompts"):
-        starving.add(torch.tensor([False]), torch.tensor([1]))
 
 
 # ---------------------------------------------------------------- A7 GDRO

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from veripo.data.schema import Sample
 from veripo.data.synthetic import TASKS, SynthSpec, build_rows
 from veripo.data.templates import (inconsistent_response, make_response, option_values, reflective_response,
                                    repetitive_response, wrong_response)
@@ -29,7 +30,12 @@ CONCLUSION_RE = {
 def rows():
     spec = SynthSpec(types=TASKS, n_train=48, n_val=0, n_test=0, seed=11, shuffle_options=True,
                      flawed_inconsistent=0.2, flawed_repetitive=0.2, flawed_wrong=0.2, flawed_reflective=0.2)
-    return build_rows(spec, "train")
+    return [Sample.from_dict(r) for r in build_rows(spec, "train")]
+
+
+def synthetic(task, meta, options):
+    return Sample(problem_id="x", problem="q", problem_type="multiple choice", solution="C", options=options,
+                  extra={"task": task, "meta": meta})
 
 
 def parse(row, response):
@@ -37,12 +43,12 @@ def parse(row, response):
     m = RESPONSE_RE.match(response)
     assert m, f"not <think>..</think><answer>..</answer>: {response!r}"
     reasoning, given = m.groups()
-    c = re.search(CONCLUSION_RE[row["task"]], reasoning)
+    c = re.search(CONCLUSION_RE[row.extra["task"]], reasoning)
     if c is None:
         return None, given
     value = c.group(1)
-    if row["problem_type"] == "multiple choice":
-        concluded = {text: letter for letter, text in option_values(row["options"])}[value]
+    if row.problem_type == "multiple choice":
+        concluded = {text: letter for letter, text in option_values(row.options)}[value]
     else:
         concluded = value
     return concluded, given
@@ -50,20 +56,20 @@ def parse(row, response):
 
 def rule_verdict(row, response):
     reasoning, given = RESPONSE_RE.match(response).groups()
-    item = JudgeInput(question=question_text(row), think=reasoning, answer=given, options=row["options"],
-                      problem_type=row["problem_type"])
+    item = JudgeInput(question=question_text(row), think=reasoning, answer=given, options=row.options,
+                      problem_type=row.problem_type)
     return RuleJudge().judge_one(item).verdict
 
 
 def truth(row):
-    return re.fullmatch(r"<answer>(.+)</answer>", row["solution"]).group(1)
+    return re.fullmatch(r"<answer>(.+)</answer>", row.solution).group(1)
 
 
 @pytest.fixture(scope="module")
 def all_rows():
     r = rows()
-    assert {x["task"] for x in r} == set(TASKS)
-    assert {x["response_kind"] for x in r} == {"correct", "inconsistent", "repetitive", "wrong", "reflective"}
+    assert {x.extra["task"] for x in r} == set(TASKS)
+    assert {x.extra["response_kind"] for x in r} == {"correct", "inconsistent", "repetitive", "wrong", "reflective"}
     return r
 
 
@@ -73,15 +79,15 @@ def test_correct_responses_conclude_and_answer_the_solution(all_rows):
         assert parse(row, response) == (truth(row), truth(row)), response
         assert len(response.split()) <= 25  # concise: the tiny model generates ~40 tokens
         assert rule_verdict(row, response) == "consistent", response
-        assert response.startswith("<think>First ") or row["task"] in ("count", "size"), response
+        assert response.startswith("<think>First ") or row.extra["task"] in ("count", "size"), response
 
 
 def test_the_reasoning_says_what_the_frames_show_in_order():
-    row = {"task": "direction", "meta": {"direction": "up"}, "options": ["A. left", "B. right", "C. up", "D. down"]}
+    row = synthetic("direction", {"direction": "up"}, ["A. left", "B. right", "C. up", "D. down"])
     assert make_response(row, "correct", random.Random(0)) == (
         "<think>First the square is at the bottom, then it is at the top, so the direction is up.</think>"
         "<answer>C</answer>")
-    row = {"task": "order", "meta": {"first": "blue", "second": "red"}, "options": ["A. red", "B. green", "C. blue"]}
+    row = synthetic("order", {"first": "blue", "second": "red"}, ["A. red", "B. green", "C. blue"])
     assert make_response(row, "correct", random.Random(0)) == (
         "<think>First the blue square flashes, then the red square flashes, so the first colour is blue.</think>"
         "<answer>C</answer>")
@@ -112,7 +118,7 @@ def test_wrong_responses_are_consistent_and_wrong(all_rows):
         for seed in range(4):
             concluded, given = parse(row, wrong_response(row, random.Random(seed)))
             assert concluded == given != truth(row)
-            if row["problem_type"] == "regression":
+            if row.problem_type == "regression":
                 assert abs(int(given) - int(truth(row))) >= 2
 
 
@@ -127,8 +133,8 @@ def test_repetitive_responses_loop_one_sentence(all_rows):
 
 def test_rows_carry_the_response_their_kind_says(all_rows):
     for row in all_rows:
-        concluded, given = parse(row, row["response"])
-        kind = row["response_kind"]
+        concluded, given = parse(row, row.response)
+        kind = row.extra["response_kind"]
         if kind == "correct":
             assert concluded == given == truth(row)
         elif kind == "inconsistent":
@@ -136,7 +142,7 @@ def test_rows_carry_the_response_their_kind_says(all_rows):
         elif kind == "wrong":
             assert concluded == given != truth(row)
         elif kind == "reflective":
-            assert concluded == given == truth(row) and " Wait, " in row["response"]
+            assert concluded == given == truth(row) and " Wait, " in row.response
         else:
             assert concluded is None and given == truth(row)
 
@@ -151,4 +157,5 @@ def test_unknown_kind_and_non_synthetic_rows_are_refused(all_rows):
     with pytest.raises(ValueError, match="unknown response kind"):
         make_response(all_rows[0], "sarcastic", random.Random(0))
     with pytest.raises(ValueError, match="not a synthetic row"):
-        make_response({"problem": "q", "options": []}, "correct", random.Random(0))
+        make_response(Sample(problem_id="x", problem="q", problem_type="free-form", solution="a"), "correct",
+                      random.Random(0))

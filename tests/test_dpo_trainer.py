@@ -28,7 +28,7 @@ def write_pairs(task, dest, n=None):
     pairs = []
     for i, s in enumerate(rows):
         rejected = (wrong_response if i % 2 else inconsistent_response)(s, rng)
-        pairs.append(PairRecord(pair_id=f"p{i:03d}", prompt_id=s.problem_id, kind="quality", sample=s.to_dict(),
+        pairs.append(PairRecord(pair_id=f"p{i:03d}", prompt_id=s.problem_id, kind="quality", sample=s,
                                 prompt=s.problem, chosen=correct_response(s), rejected=rejected,
                                 provenance={"reason": "test"}).to_dict())
     dest.write_text("".join(json.dumps(p) + "\n" for p in pairs))

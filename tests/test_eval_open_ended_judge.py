@@ -25,7 +25,7 @@ from veripo.eval.benchmarks import get_adapter
 from veripo.eval.open_ended import score_predictions
 from veripo.eval.predictions import score_predictions_file
 from veripo.eval.runner import EvalSettings, run_eval
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 from veripo.verifier.serving import BackgroundServer, free_port
 from veripo.video.write import write_mp4
 

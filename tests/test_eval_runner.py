@@ -13,7 +13,7 @@ from veripo.rollout.engine import EngineCapabilities
 from veripo.errors import VeripoError
 from veripo.eval.robustness import read_frames
 from veripo.eval.runner import EvalSettings, run_eval
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 from veripo.video.write import write_mp4
 
 

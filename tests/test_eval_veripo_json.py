@@ -17,7 +17,7 @@ from veripo.eval.scoring import mra
 from veripo.eval.veripo_scoring import (MATH_CHECK, VERIPO_MRA_THRESHOLDS, fallback_math_equal, veripo_answer,
                                         veripo_item_score, veripo_mra, veripo_number)
 from veripo.prompts import question_text
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 from veripo.video.write import write_mp4
 
 FIX = Path(__file__).parent / "fixtures" / "eval" / "veripo_json"

@@ -40,7 +40,7 @@ def test_vllm_engine_rollouts_logprobs_and_weight_sync(tmp_path):
     from veripo.data.synthetic import SynthSpec, generate_task, task_corpus
     from veripo.models import build_tiny_kit
     from veripo.models.load import load_policy
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
     from veripo.rollout.vllm_engine import VLLMEngine
     from veripo.video.sampling import VideoSampling
 

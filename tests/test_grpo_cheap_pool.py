@@ -10,7 +10,7 @@ from veripo.grpo.trainer import GRPOTrainer
 from veripo.io_utils import read_jsonl
 from veripo.rollout.cheap_pool import CheapPool, CheapPoolConfig
 from veripo.rollout.phase import RolloutBatch, keep_pool_subset
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 
 from kit_fixtures import tiny_kit_dir  # noqa: F401
 from train_fixtures import synth_task, task_kit, warm_policy  # noqa: F401

@@ -9,19 +9,20 @@ import pytest
 import torch
 
 from veripo.config import ConfigError, load_config
+from veripo.data.schema import Sample
 from veripo.grpo.config import GRPOConfig
 from veripo.grpo.trainer import GRPOTrainer, micro_batches
 from veripo.rollout.engine import EngineCapabilities
 from veripo.io_utils import read_jsonl
 from veripo.rollout.control import GDROController, XRPOController, build_controller
 from veripo.rollout.prune import PrefixPruner
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 from veripo.train.checkpoint import latest_checkpoint, load_trainer_state
 
 from kit_fixtures import tiny_kit_dir  # noqa: F401
 from train_fixtures import VIDEO, synth_task, task_kit, warm_policy  # noqa: F401
 
-ROWS = [{"problem_id": f"q{i}"} for i in range(32)]
+ROWS = [Sample(problem_id=f"q{i}", problem="q?", problem_type="numerical", solution="1") for i in range(32)]
 
 
 def prime(controller, hard, easy, k=4, times=2):
@@ -41,17 +42,17 @@ def gdro(rows=ROWS, **kw):
 def test_gdro_draws_persistently_failed_prompts_far_more_often():
     c = gdro()
     hard, easy, unseen = ROWS[:8], ROWS[8:16], ROWS[16:]
-    uniform = [p["problem_id"] for s in range(100) for p in c.select_prompts(s, ROWS[:4])]
+    uniform = [p.problem_id for s in range(100) for p in c.select_prompts(s, ROWS[:4])]
     prime(c, hard, easy)
-    probs = dict(zip([r["problem_id"] for r in ROWS], c.selection_probs()))
-    assert min(probs[r["problem_id"]] for r in hard) > 2 * max(probs[r["problem_id"]] for r in unseen + easy)
+    probs = dict(zip([r.problem_id for r in ROWS], c.selection_probs()))
+    assert min(probs[r.problem_id] for r in hard) > 2 * max(probs[r.problem_id] for r in unseen + easy)
     assert sum(probs.values()) == pytest.approx(1.0)
-    drawn = [p["problem_id"] for s in range(100) for p in c.select_prompts(s, ROWS[:4])]
-    hard_ids = {r["problem_id"] for r in hard}
+    drawn = [p.problem_id for s in range(100) for p in c.select_prompts(s, ROWS[:4])]
+    hard_ids = {r.problem_id for r in hard}
     share = sum(p in hard_ids for p in drawn) / len(drawn)
     assert share > 0.5 > 0.3 > sum(p in hard_ids for p in uniform) / len(uniform)  # 8 of 32 rows
     for s in range(20):  # no prompt twice in one step (group ids are per prompt per step)
-        assert len({p["problem_id"] for p in c.select_prompts(s, ROWS[:4])}) == 4
+        assert len({p.problem_id for p in c.select_prompts(s, ROWS[:4])}) == 4
     twin = gdro()
     twin.load_state_dict(c.state_dict())
     assert [twin.select_prompts(s, ROWS[:4]) for s in range(5)] == [c.select_prompts(s, ROWS[:4]) for s in range(5)]

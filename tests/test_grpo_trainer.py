@@ -136,7 +136,7 @@ def test_step_advantages_applies_gdro_weights_dynamic_sampling_and_the_tree_layo
     from veripo.grpo.advantage_step import row_advantages, step_advantages
     from veripo.grpo.config import AlgoConfig
     from veripo.rewards import RewardSpec
-    from veripo.rollout.types import Completion
+    from veripo.generation.types import Completion
 
     groups = [[Completion("a", [1, 2], [-0.1, -0.1], "stop"), Completion("b", [3], [-0.2], "stop")],
               [Completion("c", [4], [-0.1], "stop"), Completion("d", [5], [-0.1], "stop")]]

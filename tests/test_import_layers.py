@@ -1,9 +1,9 @@
 """No import points up a layer: each package imports only from its own layer or the ones below it.
 
-    0  errors, config, io_utils, records, prompts,       (plain helpers and the file records)
-       options, redact
-    1  algos, video, models, data                       (pure tensor functions, video, checkpoints, rows)
-    2  rewards, prompt_batch, sequences                 (scores and model inputs)
+    0  errors, config, io_utils, options, redact        (plain helpers)
+    1  algos, video, models, data, records, prompts     (pure tensor functions, video, checkpoints, rows, the file
+                                                         records and the prompt text of a row)
+    2  rewards, prompt_batch, sequences, generation     (scores, model inputs, sampling completions)
     3  train                                            (optimiser, checkpoints, processes, the stage skeleton)
     4  rollout, verifier                                (the GRPO rollout phase and its engines; the verifier)
     5  grpo, dpo, sft, eval                             (the stages and the harness)
@@ -18,10 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
-    "errors": 0, "config": 0, "io_utils": 0, "records": 0, "prompts": 0, "_torchvision_shim": 0, "options": 0,
-    "redact": 0,
-    "algos": 1, "video": 1, "models": 1, "data": 1,
-    "rewards": 2, "prompt_batch": 2, "sequences": 2,
+    "errors": 0, "config": 0, "io_utils": 0, "_torchvision_shim": 0, "options": 0, "redact": 0,
+    "algos": 1, "video": 1, "models": 1, "data": 1, "records": 1, "prompts": 1,
+    "rewards": 2, "prompt_batch": 2, "sequences": 2, "generation": 2,
     "train": 3,
     "rollout": 4, "verifier": 4,
     "grpo": 5, "dpo": 5, "sft": 5, "eval": 5,
@@ -72,3 +71,11 @@ def test_every_package_has_a_layer():
     units = {unit_of(p) for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")}
     missing = sorted(u for u in units - set(LAYERS) - {None, "cli", "__init__"})
     assert not missing, f"give these a layer in LAYERS: {missing}"
+
+
+def test_sft_and_dpo_do_not_import_the_rollout_phase():
+    """SFT and DPO train on given responses: what they generate (SFT's greedy held-out check) goes through
+    ``veripo.generation``, never through the GRPO rollout package."""
+    paths = [ROOT / "veripo" / "sft.py", *sorted((ROOT / "veripo" / "dpo").rglob("*.py"))]
+    found = [str(p.relative_to(ROOT)) for p in paths if "rollout" in imported_units(ast.parse(p.read_text()))]
+    assert not found, f"these import veripo.rollout: {found}"

@@ -134,7 +134,7 @@ def _scripted(model, rows: list[list[int]]):
 def test_hf_engine_stops_after_a_several_token_answer_tag(form, request, video_files):
     from veripo.data.schema import Sample
     from veripo.rollout.hf_engine import HFEngine
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
     from veripo.video.sampling import VideoSampling
 
     tok = request.getfixturevalue(form)

@@ -14,7 +14,7 @@ import pytest
 
 from veripo.records import PairRecord
 from veripo.verifier.config import VerifierConfig
-from veripo.verifier.examples import example_rollouts
+from veripo.verifier.examples import COLOR, example_rollouts
 from veripo.verifier.pairs import build_group_pairs, finalize_pairs
 from veripo.verifier.pipeline import Verifier
 
@@ -31,7 +31,7 @@ def sampled_rollouts(tok, video: str):
             continue
         ids = tok.encode(r.response, add_special_tokens=False) + ([end] if r.finish_reason == "stop" else [])
         text = tok.decode(ids, skip_special_tokens=True).strip()
-        out.append(dataclasses.replace(r, response=text, token_ids=ids, sample={**r.sample, "path": video}))
+        out.append(dataclasses.replace(r, response=text, token_ids=ids, sample=dataclasses.replace(r.sample, path=video)))
     return out
 
 
@@ -97,7 +97,7 @@ def test_a_reflective_chosen_ends_with_exactly_one_end_token(dpo_pairs):
 
 
 def test_pairs_without_ids_still_load_and_encode_text_plus_end():
-    old = {"pair_id": "x", "prompt_id": "1", "kind": "quality", "sample": {}, "prompt": "p",
+    old = {"pair_id": "x", "prompt_id": "1", "kind": "quality", "sample": dict(COLOR), "prompt": "p",
            "chosen": "<think>a</think><answer>B</answer>", "rejected": "<think>b</think><answer>C</answer>"}
     pair = PairRecord.from_dict(old)
     assert pair.chosen_ids is None and pair.rejected_ids is None

@@ -112,6 +112,7 @@ def test_checkpoint_refuses_nan_weights_and_keeps_the_last_good_one(tiny_kit_dir
 
 
 def test_verifier_treats_a_nan_accuracy_as_a_failed_check(caplog):
+    from veripo.data.schema import Sample
     from veripo.records import RolloutRecord
     from veripo.rewards import register_reward
     from veripo.verifier.config import VerifierConfig
@@ -121,8 +122,8 @@ def test_verifier_treats_a_nan_accuracy_as_a_failed_check(caplog):
     def nan_accuracy(response, sample):
         return float("nan")
 
-    sample = {"problem_id": "q", "problem": "Colour?", "problem_type": "multiple choice", "data_type": "text",
-              "options": ["A. red", "B. blue"], "solution": "<answer>A</answer>"}
+    sample = Sample(problem_id="q", problem="Colour?", problem_type="multiple choice", data_type="text",
+                    options=["A. red", "B. blue"], solution="<answer>A</answer>")
     rec = RolloutRecord(rollout_id="r0", step=0, group_id="g", sample=sample, prompt="p",
                         response="<think>It is red.</think><answer>A</answer>")
     cfg = VerifierConfig()

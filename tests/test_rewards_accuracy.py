@@ -8,8 +8,8 @@ from veripo.rewards.text_metrics import rouge_l, rouge_n, word_error_rate
 
 
 def row(ptype, solution, options=None):
-    return {"problem_id": "p", "problem": "q?", "problem_type": ptype, "solution": solution,
-            "options": options or [], "data_type": "text"}
+    return Sample(problem_id="p", problem="q?", problem_type=ptype, solution=solution, options=options or [],
+                  data_type="text")
 
 
 def wrap(answer):
@@ -25,12 +25,6 @@ MC = row("multiple choice", "<answer>B</answer>", ["A. red", "B. green", "C. blu
 ])
 def test_multiple_choice(answer, score):
     assert accuracy_reward(wrap(answer), MC) == score
-
-
-def test_sample_and_dict_rows_score_the_same():
-    sample = Sample.from_dict(MC)
-    for answer in ("B", "A", "green"):
-        assert accuracy_reward(wrap(answer), sample) == accuracy_reward(wrap(answer), MC)
 
 
 def test_no_answer_block_scores_zero():
@@ -89,5 +83,5 @@ def test_ocr_and_free_form_through_accuracy_reward():
 
 
 def test_unknown_problem_type_is_inferred():
-    assert accuracy_reward(wrap("4"), {"solution": "4"}) == 1.0
-    assert accuracy_reward(wrap("B"), {"solution": "B", "options": ["A. x", "B. y"]}) == 1.0
+    assert accuracy_reward(wrap("4"), row("", "4")) == 1.0
+    assert accuracy_reward(wrap("B"), row("", "B", ["A. x", "B. y"])) == 1.0

@@ -4,10 +4,10 @@ import textwrap
 
 import pytest
 
+from veripo.data.schema import Sample
 from veripo.rewards import RewardSpec, compute_rewards, format_reward, length_reward, register_reward
 
-MC = {"problem_id": "p", "problem": "q?", "problem_type": "multiple choice", "solution": "B",
-      "options": ["A. red", "B. green"]}
+MC = Sample(problem_id="p", problem="q?", problem_type="multiple choice", solution="B", options=["A. red", "B. green"])
 
 
 @pytest.mark.parametrize("text,ok", [

@@ -12,7 +12,7 @@ from veripo.rollout.engine import EngineCapabilities, EngineSpec, RolloutEngine,
 from veripo.rollout.hf_engine import HFEngine
 from veripo.rollout.phase import RolloutBatch, cut_groups, group_index, score_rollouts, step_seed
 from veripo.rollout.prune import PrefixPruner
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 
 
 def mc_sample(pid: str, answer: str = "A") -> Sample:

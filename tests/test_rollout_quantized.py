@@ -64,7 +64,7 @@ def test_int8_copy_samples_through_the_hf_engine():
     from veripo.models.load import load_policy
     from veripo.rollout.hf_engine import HFEngine
     from veripo.rollout.quantized import quantized_copy
-    from veripo.rollout.types import SamplingParams
+    from veripo.generation.types import SamplingParams
     from veripo.video.sampling import VideoSampling
 
     model, processor = load_policy(task_kit_once())

@@ -13,7 +13,7 @@ from veripo.grpo.trainer import GRPOTrainer, tree_shape
 from veripo.io_utils import read_jsonl
 from veripo.rollout.partial import require_partial
 from veripo.rollout.tree import TreeShape, grow_trees, tree_layout
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 from veripo.sequences import extend_prompts, select_prompts
 
 from kit_fixtures import tiny_kit_dir  # noqa: F401

@@ -26,7 +26,7 @@ import torch
 
 from kit_fixtures import tiny_kit_dir  # noqa: F401  (session fixtures)
 from test_rollout_vllm_requests import text_sample, video_sample  # noqa: F401  (the same two rows)
-from veripo.rollout.types import SamplingParams
+from veripo.generation.types import SamplingParams
 from veripo.rollout.vllm_requests import completions_from_vllm, continuation_request, sampling_params_dict
 from veripo.video.sampling import VideoSampling
 

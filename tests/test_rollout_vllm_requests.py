@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from kit_fixtures import tiny_kit_dir, write_videos_once  # noqa: F401,F811  (session fixtures)
 from veripo.data.schema import Sample
 from veripo.errors import VeripoError
-from veripo.rollout.types import SamplingParams
+from veripo.generation.types import SamplingParams
 from veripo.rollout.vllm_requests import (build_vllm_prompt, chat_messages_for_server, chat_request,
                                           completion_from_vllm, completions_from_chat, completions_from_vllm,
                                           continuation_request, sampling_params_dict, video_item, vllm_weight_items, vllm_weight_name)

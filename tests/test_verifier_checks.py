@@ -2,6 +2,7 @@
 and the judge-reply parser."""
 import pytest
 
+from veripo.data.schema import Sample
 from veripo.records import RolloutRecord
 from veripo.verifier.checks import check_rollout
 from veripo.verifier.config import VerifierConfig
@@ -9,10 +10,11 @@ from veripo.verifier.judges import JudgeInput, RuleJudge, parse_verdict, stated_
 from veripo.verifier.pipeline import Verifier
 from veripo.verifier.repetition import clean_repetition, repetition_check
 
-MC = {"problem_id": "q1", "problem": "What colour is the ball?", "problem_type": "multiple choice",
-      "options": ["A. red", "B. green", "C. blue"], "solution": "<answer>B</answer>", "data_type": "text"}
-NUM = {"problem_id": "q2", "problem": "How many cubes?", "problem_type": "numerical", "solution": "3",
-       "data_type": "text"}
+MC = Sample.from_dict({"problem_id": "q1", "problem": "What colour is the ball?", "problem_type": "multiple choice",
+                      "options": ["A. red", "B. green", "C. blue"], "solution": "<answer>B</answer>",
+                      "data_type": "text"})
+NUM = Sample.from_dict({"problem_id": "q2", "problem": "How many cubes?", "problem_type": "numerical", "solution": "3",
+                       "data_type": "text"})
 
 
 def rollout(response, sample=MC, i=0, finish="stop"):

@@ -128,9 +128,10 @@ def test_hf_judge_in_process(tiny_kit):
     res = judge.judge_many([ITEM, ITEM])
     assert [r.verdict for r in res] == ["unjudged", "unjudged"] and res[0].judge == f"hf:{tiny_kit}"
     # the reasoning length uses the model's tokenizer when one is given
+    from veripo.data.schema import Sample
     from veripo.records import RolloutRecord
     rec = RolloutRecord(rollout_id="r", step=0, group_id="g", prompt="p",
-                        sample={"problem_id": "1", "problem": "q", "problem_type": "numerical", "solution": "3"},
+                        sample=Sample(problem_id="1", problem="q", problem_type="numerical", solution="3"),
                         response="<think> hello world </think><answer>3</answer>")
     v = Verifier(VerifierConfig(judge=JudgeConfig(kind="none")), tokenizer=lm.tokenizer).verify([rec])[0]
     assert v.think_tokens == len(lm.tokenizer.encode("hello world", add_special_tokens=False))

@@ -11,6 +11,7 @@ import logging
 import math
 from typing import Any
 
+from veripo.data.schema import Sample
 from veripo.records import RolloutRecord
 from veripo.rewards import (extract_answer, extract_think, format_ok, infer_problem_type, is_correct, resolve_reward,
                             think_length)
@@ -21,10 +22,10 @@ from veripo.verifier.verdicts import Verdict
 log = logging.getLogger(__name__)
 
 
-def content_hash(response: str, sample: dict[str, Any], salt: str = "") -> str:
+def content_hash(response: str, sample: Sample, salt: str = "") -> str:
     """Hash of what a verdict depends on (response, gold answer, question, options, config salt)."""
-    key = {"r": response, "q": sample.get("problem"), "o": sample.get("options"), "s": sample.get("solution"),
-           "t": sample.get("problem_type"), "salt": salt}
+    key = {"r": response, "q": sample.problem, "o": sample.options, "s": sample.solution,
+           "t": sample.problem_type, "salt": salt}
     return hashlib.sha256(json.dumps(key, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from veripo.data.schema import Sample
 from veripo.prompts import question_text
 from veripo.records import RolloutRecord
 
@@ -53,12 +54,13 @@ RESPONSES = {
 
 def example_rollouts(step: int = 0) -> list[RolloutRecord]:
     out = []
-    for sample in (COLOR, COUNT, EASY):
-        pid = sample["problem_id"]
+    for row in (COLOR, COUNT, EASY):
+        sample = Sample.from_dict(row)
+        pid = sample.problem_id
         for i, response in enumerate(RESPONSES[pid]):
             truncated = not response.rstrip().endswith("</answer>") and "<think>" in response
             out.append(RolloutRecord(
-                rollout_id=f"{step}-{pid}-{i}", step=step, group_id=f"{step}-{pid}", sample=dict(sample),
+                rollout_id=f"{step}-{pid}-{i}", step=step, group_id=f"{step}-{pid}", sample=sample,
                 prompt=question_text(sample), response=response, token_ids=[], logps=[],
                 rewards={}, finish_reason="length" if truncated else "stop"))
     return out

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from veripo.data.schema import Sample
 from veripo.errors import ConfigError
 from veripo.prompts import question_text
 from veripo.redact import redact_text, redact_url
@@ -46,9 +47,9 @@ class JudgeInput:
     problem_type: str
 
     @classmethod
-    def from_rollout(cls, response: str, sample: dict[str, Any]) -> "JudgeInput":
+    def from_rollout(cls, response: str, sample: Sample) -> "JudgeInput":
         return cls(question=question_text(sample, reasoning=False), think=extract_think(response) or "",
-                   answer=extract_answer(response) or "", options=list(sample.get("options") or []),
+                   answer=extract_answer(response) or "", options=list(sample.options),
                    problem_type=infer_problem_type(sample))
 
 

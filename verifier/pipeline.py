@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from veripo.config import to_dict
-from veripo.data.schema import Sample
 from veripo.io_utils import (BadRow, JsonlAppender, atomic_write_json, atomic_write_text, iter_jsonl, iter_rows,
                              write_rejects)
 from veripo.records import PairRecord, RolloutRecord
@@ -40,9 +39,6 @@ def parse_rollout(row: Any) -> RolloutRecord:
     rec = RolloutRecord.from_dict(row)
     if not isinstance(rec.response, str):
         raise ValueError("response must be a string")
-    if not isinstance(rec.sample, dict):
-        raise ValueError("sample must be a JSON object (the data row)")
-    Sample.from_dict(rec.sample)  # same rules as the data loader: solution, problem_type, options...
     return rec
 
 

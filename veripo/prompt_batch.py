@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
+from veripo.data.schema import Sample
 from veripo.prompts import chat_messages
 from veripo.video.cache import FrameCache
 from veripo.video.inputs import build_model_inputs, render_prompt
@@ -26,14 +27,10 @@ class PromptBatch:
         return len(self.texts)
 
 
-def _field(sample: Any, name: str, default: Any = None) -> Any:
-    return sample.get(name, default) if isinstance(sample, dict) else getattr(sample, name, default)
-
-
-def build_prompt_batch(processor, samples: Sequence[Any], frame_cache: FrameCache,
+def build_prompt_batch(processor, samples: Sequence[Sample], frame_cache: FrameCache,
                        sampling: VideoSampling | None = None, reasoning: bool = True,
                        frame_transform=None) -> PromptBatch:
-    """Render, decode (through the cache) and process ``samples`` (Sample objects or row dicts).
+    """Render, decode (through the cache) and process ``samples``.
 
     ``frame_transform(clip, sample) -> clip`` may alter the decoded clip (robustness evaluation).
     Raises :class:`veripo.errors.VideoError` naming the file when a video cannot be read.
@@ -43,10 +40,10 @@ def build_prompt_batch(processor, samples: Sequence[Any], frame_cache: FrameCach
     texts, clips, images, n_videos, n_images = [], [], [], [], []
     for sample in samples:
         texts.append(render_prompt(processor, chat_messages(sample, reasoning=reasoning)))
-        dtype, path = _field(sample, "data_type", "text"), _field(sample, "path")
+        dtype, path = sample.data_type, sample.path
         clip = image = None
         if dtype == "video":
-            options = _field(sample, "video_options")  # the row's qwen-vl-utils video item options
+            options = sample.video_options  # the row's qwen-vl-utils video item options
             clip = frame_cache.get(path, sampling_from_message(options, sampling or frame_cache.sampling)
                                    if options else sampling)
             if frame_transform is not None:

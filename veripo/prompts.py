@@ -6,7 +6,10 @@ the user turn; no system prompt beyond the template's default.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from veripo.data.schema import Sample
 
 REASONING_INSTRUCTION = (
     "Think about the question step by step inside <think> </think>, then give the final answer inside "
@@ -22,14 +25,12 @@ TYPE_HINTS = {
 DIRECT_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
 
-def question_text(sample: Any, reasoning: bool = True) -> str:
-    """The user text for a sample (anything with ``problem``, ``problem_type``, ``options``)."""
-    get = (lambda k, d=None: sample.get(k, d)) if isinstance(sample, dict) else (lambda k, d=None: getattr(sample, k, d))
-    parts = [str(get("problem"))]
-    options = get("options") or []
-    if options:
-        parts.append("Options:\n" + "\n".join(options))
-    ptype = get("problem_type", "free-form")
+def question_text(sample: "Sample", reasoning: bool = True) -> str:
+    """The user text for a sample: its question, options and the instruction for its problem type."""
+    parts = [sample.problem]
+    if sample.options:
+        parts.append("Options:\n" + "\n".join(sample.options))
+    ptype = sample.problem_type
     if reasoning:
         parts.append(f"{REASONING_INSTRUCTION} {TYPE_HINTS.get(ptype, '')}".strip())
     else:
@@ -37,12 +38,10 @@ def question_text(sample: Any, reasoning: bool = True) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def chat_messages(sample: Any, reasoning: bool = True) -> list[dict[str, Any]]:
+def chat_messages(sample: "Sample", reasoning: bool = True) -> list[dict[str, Any]]:
     """One user turn: the visual placeholder (video or image) first, then the question text."""
-    get = (lambda k, d=None: sample.get(k, d)) if isinstance(sample, dict) else (lambda k, d=None: getattr(sample, k, d))
     content: list[dict[str, Any]] = []
-    dtype = get("data_type", "text")
-    if dtype in ("video", "image"):
-        content.append({"type": dtype})
+    if sample.data_type in ("video", "image"):
+        content.append({"type": sample.data_type})
     content.append({"type": "text", "text": question_text(sample, reasoning)})
     return [{"role": "user", "content": content}]

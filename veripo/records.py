@@ -5,7 +5,8 @@ RolloutRecord — one sampled response, appended by the GRPO stage *before* it i
     rollout_id   unique id, ``"{step}-{problem_id}-{index}"``
     step         GRPO step that sampled it
     group_id     id shared by the G rollouts of one prompt at one step
-    sample       the data row (``veripo.data.schema.Sample.to_dict()``): problem, options, solution, path...
+    sample       the data row (``veripo.data.schema.Sample.to_dict()``): problem, options, solution, path...; in
+                 code a :class:`~veripo.data.schema.Sample`, made once where the row is read (``from_dict``)
     prompt       the user text the policy saw (question + options + instruction)
     response     the completion decoded from ``token_ids`` (special tokens skipped, stripped; tags kept): what the
                  verifier judges
@@ -26,15 +27,25 @@ PairRecord — one chosen/rejected pair for the DPO stage:
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
+from veripo.data.schema import Sample
+
 
 class _Record:
-    """Shared JSON round trip: unknown keys travel in ``extra`` and come back flat."""
+    """Shared JSON round trip: unknown keys travel in ``extra`` and come back flat; ``sample`` is a
+    :class:`Sample` in code and its row (``Sample.to_dict()``) on disk."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sample, Sample):  # type: ignore[attr-defined]
+            raise TypeError(f"{type(self).__name__}.sample must be a Sample, got {type(self.sample).__name__} "  # type: ignore[attr-defined]
+                            "(a row read from a file: Sample.from_dict(row))")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)  # type: ignore[call-overload]
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        d["sample"] = self.sample.to_dict()  # type: ignore[attr-defined]
         d.update(d.pop("extra"))
         return d
 
@@ -47,7 +58,19 @@ class _Record:
         missing = [k for k in required if k not in d]
         if missing:
             raise ValueError(f"{cls.__name__} is missing field(s): {', '.join(missing)}")
-        return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
+        fields_ = {k: v for k, v in d.items() if k in names}
+        fields_["sample"] = sample_of_row(d["sample"])
+        return cls(**fields_, extra={k: v for k, v in d.items() if k not in names})
+
+
+def sample_of_row(row: Any) -> Sample:
+    """A record's ``sample`` row -> :class:`Sample`, by the data loader's rules; ``ValueError`` saying what is wrong."""
+    if not isinstance(row, dict):
+        raise ValueError(f"'sample' must be a JSON object (the data row), got {type(row).__name__} {str(row)[:40]!r}")
+    try:
+        return Sample.from_dict(row)
+    except ValueError as e:
+        raise ValueError(f"sample: {e}") from None
 
 
 @dataclasses.dataclass
@@ -55,7 +78,7 @@ class RolloutRecord(_Record):
     rollout_id: str
     step: int
     group_id: str
-    sample: dict[str, Any]
+    sample: Sample
     prompt: str
     response: str
     token_ids: list[int] = dataclasses.field(default_factory=list)
@@ -69,7 +92,7 @@ class RolloutRecord(_Record):
 
     @property
     def prompt_id(self) -> str:
-        return str(self.sample.get("problem_id"))
+        return self.sample.problem_id
 
 
 @dataclasses.dataclass
@@ -77,7 +100,7 @@ class PairRecord(_Record):
     pair_id: str
     prompt_id: str
     kind: str
-    sample: dict[str, Any]
+    sample: Sample
     prompt: str
     chosen: str
     rejected: str

@@ -86,13 +86,14 @@ def greedy_scores(model, processor, rows: list[Sample], sampling: VideoSampling,
                   max_new_tokens: int = 64, batch_size: int = 32) -> list[tuple[str, float]]:
     """``(answer class, greedy accuracy)`` per row: the class is the gold answer, within its task type when the
     row has one (``direction/B``), so a mix of tasks is not stopped while one of them is still at chance."""
+    from veripo.generation.hf import generate_completions
+    from veripo.generation.types import SamplingParams
     from veripo.rewards import accuracy_reward
-    from veripo.rollout.hf_engine import HFEngine
 
     if not rows:
         return []
-    engine = HFEngine(model, processor, sampling, cache, batch_size=batch_size)
-    outs = engine.generate(rows, n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+    outs, _ = generate_completions(model, processor, rows, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
+                                   video_sampling=sampling, frame_cache=cache, batch_size=batch_size)
     return [(f"{row.extra['task']}/{row.answer}" if row.extra.get("task") else row.answer,
              accuracy_reward(group[0].text, row)) for row, group in zip(rows, outs)]
 

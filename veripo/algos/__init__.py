@@ -31,8 +31,6 @@ from veripo.algos.allocation import (
     student_t_quantile,
 )
 from veripo.algos.filters import (
-    BatchFillError,
-    DynamicSamplingBuffer,
     dynamic_sampling_mask,
     overlong_penalty,
     select_extremes,
@@ -73,8 +71,6 @@ __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "AGGREGATION_MODES",
     "AdvantageResult",
-    "BatchFillError",
-    "DynamicSamplingBuffer",
     "MissingReferenceError",
     "POLICY_LOSSES",
     "PREFERENCE_LOSSES",

@@ -8,7 +8,6 @@ from torch import Tensor
 
 from veripo.algos.groups import Groups
 from veripo.algos.sol_rl import descending_ranks
-from veripo.errors import VeripoError
 
 
 def overlong_penalty(lengths: Tensor, max_length: int = 20480, cache_length: int = 4096,
@@ -62,42 +61,3 @@ def select_extremes(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     rest = order[k:]
     bottom = rest[len(rest) - min(k, len(rest)):] if k > 0 else rest[:0]
     return top, bottom
-
-
-class BatchFillError(VeripoError):
-    """Dynamic sampling drew ``max_num_gen_batches`` generation batches without filling the training batch."""
-
-
-class DynamicSamplingBuffer:
-    """Collects the groups that pass a filter across generation batches until ``train_batch_size`` prompts are
-    in (DAPO recipe). ``add(keep_mask, group_ids)`` takes one generation batch and returns the dense list of the
-    group ids it accepted; ``full`` says when to stop generating; ``take()`` returns the accepted group ids
-    truncated to exactly ``train_batch_size``. After ``max_num_gen_batches`` batches (<= 0: no limit) without
-    filling, ``add`` raises ``BatchFillError`` naming how many prompts passed.
-    """
-
-    def __init__(self, train_batch_size: int, max_num_gen_batches: int = 10) -> None:
-        self.train_batch_size = train_batch_size
-        self.max_num_gen_batches = max_num_gen_batches
-        self.accepted: list[int] = []
-        self.num_gen_batches = 0
-
-    @property
-    def full(self) -> bool:
-        return len(self.accepted) >= self.train_batch_size
-
-    def add(self, keep_mask: Tensor, group_ids: Tensor) -> list[int]:
-        self.num_gen_batches += 1
-        kept = sorted({int(g) for g in group_ids[keep_mask].tolist()})
-        self.accepted.extend(kept)
-        if not self.full and 0 < self.max_num_gen_batches <= self.num_gen_batches:
-            raise BatchFillError(
-                f"dynamic sampling: {len(self.accepted)} of {self.train_batch_size} prompts passed the filter after "
-                f"{self.num_gen_batches} generation batches (max_num_gen_batches={self.max_num_gen_batches}); "
-                "the prompts are too easy or too hard for the policy -- raise max_num_gen_batches or change the data")
-        return kept
-
-    def take(self) -> list[int]:
-        out, self.accepted = self.accepted[:self.train_batch_size], []
-        self.num_gen_batches = 0
-        return out

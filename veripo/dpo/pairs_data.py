@@ -21,7 +21,7 @@ from veripo.io_utils import BadRow, RowError, iter_rows
 from veripo.records import PairRecord
 
 MAX_RESPONSE_CHARS = 64_000
-_TYPES = {"pair_id": str, "prompt_id": (str, int), "kind": str, "sample": dict, "prompt": str, "chosen": str,
+_TYPES = {"pair_id": str, "prompt_id": (str, int), "kind": str, "prompt": str, "chosen": str,
           "rejected": str, "provenance": dict}
 
 
@@ -45,7 +45,7 @@ def parse_pair(row: Any, max_response_chars: int = MAX_RESPONSE_CHARS) -> tuple[
     longest = max(len(pair.chosen), len(pair.rejected))
     if max_response_chars and longest > max_response_chars:
         raise ValueError(f"a response is {longest} characters, over the {max_response_chars}-character limit")
-    sample = Sample.from_dict(pair.sample)
+    sample = pair.sample
     n = len(sample.problem) + sum(len(o) for o in sample.options)
     if n > MAX_PROMPT_CHARS:
         raise ValueError(f"question and options are {n} characters, over the {MAX_PROMPT_CHARS}-character limit")

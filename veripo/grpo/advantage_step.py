@@ -23,7 +23,7 @@ from torch import Tensor
 from veripo.rewards import is_correct
 from veripo.rollout.phase import group_index
 from veripo.rollout.tree import tree_layout
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 
 
 @dataclasses.dataclass

@@ -130,6 +130,11 @@ class AlgoConfig:
     beta: float = doc("k3 KL coefficient to the reference (initial) policy; 0 = no reference model (VerIPO/MM-EUREKA).", 0.0)
     ppo_epochs: int = doc("Optimisation passes over each rollout batch (1 = on-policy, ratio 1).", 1)
     dynamic_sampling: bool = doc("DAPO: mask out groups whose rewards all agree (no learning signal).", False)
+    max_num_gen_batches: int = doc(
+        "DAPO's refill (with dynamic_sampling; verl max_num_gen_batches): sample up to this many batches of prompts "
+        "per step until rollout.prompts_per_step groups have reward spread, and train on those only (the groups "
+        "without spread are discarded, not stored; short after the last batch: trains on what it found, with a "
+        "warning). 1 = no refill: the groups without spread stay in the step, masked out.", 1)
     loss_kwargs: dict[str, Any] = doc("Extra keyword arguments for the policy loss.", default_factory=dict)
     value_heads: ValueHeadsConfig = doc(
         "The value heads of advantage_estimator ppo_gae (one head) and pdppo (two; veripo/grpo/critic.py): their "
@@ -152,6 +157,11 @@ class AlgoConfig:
                 "must be > 1 (verl clip_ratio_c, e.g. 3.0), or null for off")
         require(self.beta >= 0, f"{p}beta", self.beta, "the KL coefficient must be >= 0 (0 = no reference model)")
         require(self.ppo_epochs >= 1, f"{p}ppo_epochs", self.ppo_epochs, "must be >= 1 (1 = on-policy)")
+        require(self.max_num_gen_batches >= 1, f"{p}max_num_gen_batches", self.max_num_gen_batches,
+                "must be >= 1 (1 = no refill; DAPO: e.g. 10)")
+        require(self.max_num_gen_batches == 1 or self.dynamic_sampling, f"{p}max_num_gen_batches",
+                self.max_num_gen_batches, f"refills only with {p}dynamic_sampling=true; set it, or "
+                f"{p}max_num_gen_batches=1")
 
 
 @dataclasses.dataclass
@@ -209,6 +219,9 @@ class GRPOConfig:
 
                 TreeShape(tuple(int(b) for b in ro.tree_branches), int(ro.tree_segment_tokens)).check(
                     ro.max_new_tokens, ro.group_size)
+        require(algo.max_num_gen_batches == 1 or ro.prune == "none", f"{p}rollout.prune", ro.prune,
+                f"is not supported with {p}algo.max_num_gen_batches > 1 (the refill rounds would mix the pruning "
+                "metrics); use one or the other")
         for key, value in (("rollout.controller", ro.controller), ("rollout.prune", ro.prune)):
             require(not ro.tree_branches or value == "none", f"{p}{key}", value,
                     f"is not supported with {p}rollout.tree_branches (a tree fixes its own number of leaves); use "

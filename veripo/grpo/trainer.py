@@ -49,7 +49,7 @@ from veripo.rollout.phase import RolloutBatch, RolloutPhase
 from veripo.rollout.prune import build_pruner
 from veripo.rollout.store import RolloutStore
 from veripo.rollout.tree import TreeShape, tree_layout
-from veripo.rollout.types import SamplingParams
+from veripo.generation.types import SamplingParams
 from veripo.sequences import SequenceBatch, build_sequences, completion_logps
 from veripo.train.distributed import all_reduce_max, all_reduce_sum
 from veripo.train.policy_setup import model_device
@@ -118,6 +118,9 @@ def check_world(cfg: GRPOConfig, world_size: int) -> None:
     """What several processes need from the config (clear errors instead of hung collectives)."""
     if world_size <= 1:
         return
+    if cfg.algo.max_num_gen_batches > 1:
+        raise ConfigError(f"algo.max_num_gen_batches={cfg.algo.max_num_gen_batches} (dynamic sampling refill) runs in "
+                          "one process only: the ranks would need different numbers of generation rounds")
     if cfg.rollout.prompts_per_step % world_size:
         raise ConfigError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} is not a multiple of the "
                           f"{world_size} processes: every process samples the same number of prompts")
@@ -169,7 +172,8 @@ class GRPOTrainer(TrainingStage):
                                 max_new_tokens=ro.max_new_tokens, stop_at_answer=ro.stop_at_answer)
         pool = CheapPool(ro.cheap_pool, ro.group_size) if ro.cheap_pool.enabled else None
         self.rollout = RolloutPhase(self.engine, self.sampler, self.controller, self.pruner, self.tree, params,
-                                    cfg.reward, self.store, self.out, cfg.run.seed, self.train_engine, pool)
+                                    cfg.reward, self.store, self.out, cfg.run.seed, self.train_engine,
+                                    max_gen_batches=cfg.algo.max_num_gen_batches, pool=pool)
         self.critic = None  # the value heads of ppo_gae / pdppo (veripo/grpo/critic.py)
         if needs_values(cfg.algo.advantage_estimator):
             self.critic = ValueCritic.create(cfg.algo.value_heads, cfg.algo.advantage_estimator,

@@ -23,6 +23,7 @@ from typing import Any
 from veripo.config import from_dict, merge
 from veripo.io_utils import atomic_write_json, atomic_write_text, iter_jsonl
 from veripo.loop.config import LoopConfig, stage_section
+from veripo.records import RolloutRecord
 
 STAGES = ("grpo", "verify", "dpo")
 
@@ -80,7 +81,8 @@ def _write_excluded(cfg: LoopConfig, iteration: int, rollouts: Path) -> None:
 
     acc: dict[str, list[float]] = {}
     for row in iter_jsonl(rollouts, []):
-        acc.setdefault(str(row["sample"]["problem_id"]), []).append(float(row.get("rewards", {}).get("accuracy", 0.0)))
+        rec = RolloutRecord.from_dict(row)
+        acc.setdefault(rec.prompt_id, []).append(float(rec.rewards.get("accuracy", 0.0)))
     solved = sorted(pid for pid, v in acc.items() if v and min(v) >= 1.0)
     rng = np.random.default_rng(cfg.seed + 1000 * iteration)
     k = int(round(len(solved) * cfg.drop_solved_ratio))

@@ -21,9 +21,10 @@ when its gold answer is a number, and free-form otherwise.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
-from veripo.rewards.answers import choice_letter, extract_answer, gold_answer, parse_number, sample_field
+from veripo.data.schema import Sample
+from veripo.rewards.answers import choice_letter, extract_answer, gold_answer, parse_number
 from veripo.rewards.text_metrics import rouge_l, rouge_n, word_error_rate
 
 MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))
@@ -74,28 +75,28 @@ SCORERS: dict[str, Callable[..., float]] = {
 }
 
 
-def infer_problem_type(sample: Any) -> str:
-    ptype = sample_field(sample, "problem_type")
+def infer_problem_type(sample: Sample) -> str:
+    ptype = sample.problem_type
     if ptype == "multiple choice" or ptype in SCORERS:
-        return str(ptype)
-    if sample_field(sample, "options"):
+        return ptype
+    if sample.options:
         return "multiple choice"
     return "numerical" if parse_number(gold_answer(sample)) is not None else "free-form"
 
 
-def score_answer(pred: str | None, sample: Any) -> float:
+def score_answer(pred: str | None, sample: Sample) -> float:
     """Score an already-extracted answer string against a sample's gold answer."""
     if pred is None:
         return 0.0
     ptype = infer_problem_type(sample)
     gold = gold_answer(sample)
     if ptype == "multiple choice":
-        return multiple_choice_accuracy(pred, gold, sample_field(sample, "options"))
+        return multiple_choice_accuracy(pred, gold, sample.options)
     return float(SCORERS[ptype](pred, gold))
 
 
-def accuracy_reward(response: str, sample: Any) -> float:
-    """Accuracy of a full response (``<think>..</think><answer>..</answer>``) for a Sample or dict row."""
+def accuracy_reward(response: str, sample: Sample) -> float:
+    """Accuracy of a full response (``<think>..</think><answer>..</answer>``) against a sample's answer."""
     return score_answer(extract_answer(response), sample)
 
 

@@ -7,7 +7,8 @@ helpers here strip ``$..$``, ``\\(..\\)``, ``\\boxed{..}`` and ``\\text{..}`` wr
 from __future__ import annotations
 
 import re
-from typing import Any
+
+from veripo.data.schema import Sample
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _THINK_RE = re.compile(r"<think>(.*?)</think>", re.S | re.I)
@@ -51,22 +52,10 @@ def strip_latex(text: str) -> str:
     return out
 
 
-def gold_answer(sample: Any) -> str:
-    """The ground truth of a :class:`~veripo.data.schema.Sample` or dict row, without ``<answer>`` tags."""
-    solution = str(_get(sample, "solution", "") or "")
-    m = _ANSWER_RE.search(solution)
-    return strip_latex(m.group(1) if m else solution)
-
-
-def _get(sample: Any, key: str, default: Any = None) -> Any:
-    if isinstance(sample, dict):
-        return sample.get(key, default)
-    return getattr(sample, key, default)
-
-
-def sample_field(sample: Any, key: str, default: Any = None) -> Any:
-    """Read ``key`` from a Sample or a dict row alike."""
-    return _get(sample, key, default)
+def gold_answer(sample: Sample) -> str:
+    """The ground truth of a sample, without ``<answer>`` tags and LaTeX wrappers."""
+    m = _ANSWER_RE.search(sample.solution)
+    return strip_latex(m.group(1) if m else sample.solution)
 
 
 # ---------------------------------------------------------------- numbers

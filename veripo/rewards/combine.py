@@ -86,16 +86,12 @@ def _ids(samples: list[Any], ids: list[str] | None) -> list[str]:
     """Names for the warning: the given rollout ids, else ``problem_id#i``."""
     if ids is not None:
         return [str(i) for i in ids]
-    out = []
-    for i, s in enumerate(samples):
-        pid = s.get("problem_id") if isinstance(s, dict) else getattr(s, "problem_id", None)
-        out.append(f"{pid}#{i}" if pid is not None else f"response {i}")
-    return out
+    return [f"{s.problem_id}#{i}" for i, s in enumerate(samples)]
 
 
 def compute_rewards(responses: list[str], samples: list[Any], spec: RewardSpec | None = None,
                     ids: list[str] | None = None, token_counts: list[int] | None = None) -> dict[str, list[float]]:
-    """Score ``responses[i]`` against ``samples[i]`` (Sample or dict row) with every reward of ``spec``;
+    """Score ``responses[i]`` against ``samples[i]`` (a :class:`~veripo.data.schema.Sample`) with every reward of ``spec``;
     ``ids`` (rollout ids) name the rollouts in the non-finite warning; ``token_counts[i]``: the response's sampled
     token count, for rewards that read it (``uses_token_count``).
 

@@ -1,7 +1,7 @@
 """Reward functions by name: the built-ins and user functions given as an import path.
 
 A reward function scores one response: ``fn(response: str, sample, **kwargs) -> float`` where
-``sample`` is a :class:`~veripo.data.schema.Sample` or its dict row. A function with the attribute
+``sample`` is a :class:`~veripo.data.schema.Sample` (in GRPO and in the verifier alike). A function with the attribute
 ``batched = True`` scores a whole batch instead: ``fn(responses, samples, **kwargs) -> list[float]``
 (use it for group-aware rewards). A function with ``uses_token_count = True`` also gets ``token_count=`` (the
 response's sampled token count) when the caller knows it (the GRPO stage does): DAPO's ``overlong``.

@@ -47,10 +47,6 @@ from veripo.options import take_options
 CONTROLLERS = ("none", "gdro", "xrpo")
 
 
-def _pid(sample: Any) -> str:
-    return str(sample.get("problem_id") if isinstance(sample, dict) else sample.problem_id)
-
-
 def step_rng(seed: int, step: int, salt: int) -> np.random.Generator:
     return np.random.default_rng([seed, step, salt])
 
@@ -121,7 +117,7 @@ class GDROController(Controller):
                                         initial_success=kw.get("initial_success", 0.5))
 
     def bins(self, prompts: Sequence[Any]) -> torch.Tensor:
-        return self.tracker.bins([_pid(p) for p in prompts])
+        return self.tracker.bins([p.problem_id for p in prompts])
 
     def bin_probs(self, bins: torch.Tensor) -> torch.Tensor:
         """q over bins, restricted to the bins present in ``bins`` and renormalised."""
@@ -164,7 +160,7 @@ class GDROController(Controller):
         return self.prompt_gdro.advantage_multipliers(self.bins(prompts)).tolist()
 
     def observe(self, prompts, rewards, correct):
-        ids = [_pid(p) for p in prompts]
+        ids = [p.problem_id for p in prompts]
         bins = self.tracker.bins(ids)  # the bins the prompts were drawn from / weighted by
         acc = torch.tensor([sum(map(float, c)) / max(1, len(c)) for c in correct], dtype=torch.float64)
         losses, present = bin_mean_losses(1.0 - acc, bins, self.tracker.num_bins)

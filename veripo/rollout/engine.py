@@ -1,7 +1,7 @@
 """The rollout engine contract (``RolloutEngine``), what an engine can do (``EngineCapabilities``), and the one
 factory every stage uses (``build_engine``: the GRPO stage, the evaluation harness, the loop's held-out checks).
 
-An engine turns prompts into :class:`~veripo.rollout.types.Completion` objects:
+An engine turns prompts into :class:`~veripo.generation.types.Completion` objects:
 
     engine.prompt_batch(samples)                    -> the policy's processor batch (what training forwards read)
     engine.generate(samples, n, params=...)         -> n completions per sample
@@ -20,7 +20,7 @@ import importlib
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from veripo.errors import ConfigError
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 
 
 @dataclasses.dataclass(frozen=True)

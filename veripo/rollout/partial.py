@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from veripo.errors import ConfigError
 from veripo.rollout.engine import capabilities
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 
 
 def supports_partial(engine: Any) -> bool:

@@ -2,7 +2,9 @@
 
     batch   = phase.run(step, replayed)     # Control: the step's prompts and rollouts per prompt (controller);
                                             # Generate: groups, trees or ARRoL-pruned pools (engine);
-                                            # Filter: rewards per component, correctness (reward spec)
+                                            # Filter: rewards per component, correctness (reward spec);
+                                            # DAPO's refill (max_gen_batches > 1): more prompts until the
+                                            # step's groups all have reward spread
     metrics = phase.record(batch, adv)      # Replay: the step's rollouts appended to rollouts.jsonl before the
                                             # update; the controller and the pruner observe the outcomes
 
@@ -39,7 +41,7 @@ from veripo.rollout.partial import generate_groups
 from veripo.rollout.records import groups_from_records, records_from_groups
 from veripo.rollout.store import RolloutStore
 from veripo.rollout.tree import TreeShape, grow_trees
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 from veripo.train.distributed import all_gather_objects, shard
 from veripo.io_utils import atomic_write_bytes
 
@@ -72,7 +74,7 @@ class RolloutBatch:
     pruned: list[list[Completion]] = dataclasses.field(default_factory=list)  # ARRoL: what selection dropped
     prompts: Any = None                    # the processor batch, when generation built one the update can reuse
     off_policy: bool = False               # sampled by a cheaper engine than the policy (Sol-RL's int8 pool)
-    metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # what the phase did (pool sizes, ...)
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # the phase's own (refill, Sol-RL's pool)
 
     @property
     def sizes(self) -> list[int]:
@@ -117,12 +119,14 @@ class RolloutPhase:
 
     def __init__(self, engine: Any, sampler: Any, controller: Any, pruner: Any, tree: TreeShape | None,
                  params: SamplingParams, reward: Any, store: RolloutStore, run_dir: str | Path, seed: int, dist: Any,
-                 pool: CheapPool | None = None):
+                 max_gen_batches: int = 1, pool: CheapPool | None = None):
         self.engine, self.sampler, self.controller, self.pruner, self.tree = engine, sampler, controller, pruner, tree
         self.pool = pool
         self.params, self.reward, self.store, self.seed, self.dist = params, reward, store, seed, dist
+        self.max_gen_batches = max_gen_batches  # > 1: DAPO's refill (see _refill)
         self.run_dir = Path(run_dir)
         self.skipped: list[str] = []
+        self._refill_metrics: dict[str, float] = {}
         self._step_prompts: tuple[list[Sample], dict[str, Any]] | None = None
 
     @property
@@ -136,6 +140,7 @@ class RolloutPhase:
 
         te = self.dist
         torch.manual_seed(step_seed(self.seed, step, te.rank))
+        self._refill_metrics = {}
         t0 = time.perf_counter()
         pruned: list[list[Completion]] = []
         if replayed:
@@ -148,10 +153,12 @@ class RolloutPhase:
                 prompts = shard(prompts, te.rank, te.world_size)
             with te.for_generation():  # ZeRO-3: the whole model on every rank while it samples
                 samples, groups = self._sample(step, prompts, pruned)
+                if self.max_gen_batches > 1 and samples:
+                    samples, groups = self._refill(step, samples, groups, pruned)
         t1 = time.perf_counter()
         scores, correct = score_rollouts(groups, samples, self.reward) if samples else ({"total": []}, [])
         batch = RolloutBatch(step, samples, groups, scores, correct, bool(replayed), generate_s=t1 - t0,
-                             score_s=time.perf_counter() - t1, pruned=pruned)
+                             score_s=time.perf_counter() - t1, pruned=pruned, metrics=dict(self._refill_metrics))
         if self.pool is not None:
             batch.off_policy = self.pool.cfg.quantize != "none"
             if samples and not replayed:  # the stored rollouts of a replayed step are the subset already
@@ -259,6 +266,39 @@ class RolloutPhase:
             more = self._generate(step, samples, self.controller.refine(step, samples, first, extra), 1, pruned)
             groups = [g + m for g, m in zip(groups, more)]
         return samples, groups
+
+    def _refill(self, step: int, samples: list[Sample], groups: list[list[Completion]],
+                pruned: list[list[Completion]]) -> tuple[list[Sample], list[list[Completion]]]:
+        """DAPO dynamic sampling with refill (Yu et al. 2025, arXiv 2503.14476; verl ``max_num_gen_batches``): keep
+        the groups whose totals differ (``dynamic_sampling_mask``) and sample more prompts (``sampler.refill``) until
+        there are as many as the step's prompts, in at most ``max_gen_batches`` batches; the surplus and the groups
+        without spread are discarded (never stored). Short after the last batch: the groups found, with a warning."""
+        from veripo.algos.filters import dynamic_sampling_mask
+
+        want, taken = len(samples), list(samples)
+        kept: list[tuple[Sample, list[Completion]]] = []
+        batches = 1
+        while True:
+            scores, _ = score_rollouts(groups, samples, self.reward)
+            sizes = [len(g) for g in groups]
+            spread = dynamic_sampling_mask(torch.tensor(scores["total"]), group_index(sizes))
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            kept += [(s, g) for s, g, at in zip(samples, groups, starts) if bool(spread[at])]
+            if len(kept) >= want or batches >= self.max_gen_batches:
+                break
+            samples = self.sampler.refill(step, batches, taken)
+            if not samples:
+                break
+            taken += samples
+            batches += 1
+            samples, groups = self._sample(step, samples, pruned)
+        if len(kept) < want:
+            log.warning("step %d: dynamic sampling found %d of %d groups with reward spread in %d generation "
+                        "batches (algo.max_num_gen_batches); training on those", step, len(kept), want, batches)
+        self._refill_metrics = {"dynamic_sampling/gen_batches": float(batches),
+                                "dynamic_sampling/groups_short": float(max(0, want - len(kept)))}
+        kept = kept[:want]
+        return [s for s, _ in kept], [g for _, g in kept]
 
     def _replay_share(self, step: int, samples: list[Sample], groups: list[list[Completion]]
                       ) -> tuple[list[Sample], list[list[Completion]]]:

@@ -36,7 +36,7 @@ from veripo.rollout.control import step_rng, take_options
 from veripo.errors import ConfigError
 from veripo.rollout.engine import capabilities
 from veripo.rollout.partial import generate_groups, is_finished, join, sample_heads, with_budget
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 
 PRUNERS = ("none", "arrol")
 MODES = ("auto", "midgen", "posthoc")

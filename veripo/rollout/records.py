@@ -11,7 +11,7 @@ from torch import Tensor
 
 from veripo.data.schema import Sample
 from veripo.records import RolloutRecord
-from veripo.rollout.types import Completion
+from veripo.generation.types import Completion
 
 
 def rollout_index(record: RolloutRecord) -> tuple[int, str]:
@@ -36,7 +36,7 @@ def records_from_groups(step: int, samples: Sequence[Sample], groups: Sequence[S
                 extra["tree"] = c.tree
             out.append(RolloutRecord(
                 rollout_id=f"{step:06d}-{sample.problem_id}-{j:02d}", step=step,
-                group_id=f"{step:06d}-{sample.problem_id}", sample=sample.to_dict(), prompt=prompt,
+                group_id=f"{step:06d}-{sample.problem_id}", sample=sample, prompt=prompt,
                 response=c.text, token_ids=c.token_ids, logps=c.logps, rewards={k: v[i] for k, v in scores.items()},
                 advantage=float(advantages[i]) if bool(keep[i]) else None, kept=bool(keep[i]),
                 finish_reason=c.finish_reason, timings={"generate_s": generate_s / max(1, len(samples))},
@@ -56,7 +56,7 @@ def groups_from_records(records: Sequence[RolloutRecord], features: dict[str, An
     samples, groups = [], []
     for recs in by_group.values():
         recs.sort(key=rollout_index)
-        samples.append(Sample.from_dict(recs[0].sample))
+        samples.append(recs[0].sample)
         groups.append([Completion(r.response, r.token_ids, r.logps, r.finish_reason, tree=r.extra.get("tree"),
                                   features=features.get(r.rollout_id)) for r in recs])
     return samples, groups

@@ -28,7 +28,7 @@ import torch
 
 from veripo.errors import ConfigError
 from veripo.rollout.partial import join, require_partial, with_budget
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 
 
 @dataclasses.dataclass(frozen=True)

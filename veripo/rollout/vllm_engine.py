@@ -47,7 +47,7 @@ from typing import Any, Sequence
 from veripo.errors import ConfigError, VeripoError
 from veripo.prompt_batch import PromptBatch, build_prompt_batch
 from veripo.rollout.engine import EngineCapabilities, EngineSpec
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 from veripo.rollout.vllm_requests import (build_vllm_prompt, chat_messages_for_server, chat_request,
                                           check_greedy_n, completions_from_chat, completions_from_vllm, continuation_request,
                                           sampling_params_dict, vllm_weight_items)
@@ -59,10 +59,6 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = ("vLLM is not installed. It is a GPU-only extra: install it in a CUDA environment with the one "
                 "pinned command in README.md, section 'Installing on a GPU machine' (vllm 0.31.0 with torch 2.13.0), "
                 "or use rollout.engine=hf.")
-
-
-def _field(sample: Any, name: str, default: Any = None) -> Any:
-    return sample.get(name, default) if isinstance(sample, dict) else getattr(sample, name, default)
 
 
 def is_adapter_dir(path: str | Path) -> bool:
@@ -279,7 +275,7 @@ class VLLMEngine:
         processor_kwargs = video_processor_kwargs(self.processor)
         out = []
         for sample in samples:
-            dtype, path = _field(sample, "data_type", "text"), _field(sample, "path")
+            dtype, path = sample.data_type, sample.path
             clips, images = [], []
             if dtype == "video":
                 clip = self.frame_cache.get(path, self.video_sampling)
@@ -335,8 +331,8 @@ class VLLMEngine:
         from veripo.prompts import question_text
 
         def one(sample: Any) -> list[Completion]:
-            dtype = _field(sample, "data_type", "text")
-            messages = chat_messages_for_server(question_text(sample, self.reasoning), dtype, _field(sample, "path"),
+            dtype = sample.data_type
+            messages = chat_messages_for_server(question_text(sample, self.reasoning), dtype, sample.path,
                                                 inline=self.inline_video)
             # the server decodes and samples the video itself (--media-io-kwargs); its processor must not
             # sample those frames again
@@ -345,7 +341,7 @@ class VLLMEngine:
             try:
                 response = self.client.chat.completions.create(**kwargs)
             except Exception as e:  # noqa: BLE001 - transport and HTTP errors alike
-                raise VeripoError(f"vLLM server {self.server_url}: request for {_field(sample, 'problem_id')} "
+                raise VeripoError(f"vLLM server {self.server_url}: request for {sample.problem_id} "
                                   f"failed: {e}") from None
             comps = completions_from_chat(response, n)
             for c in comps:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from veripo.errors import VeripoError
-from veripo.rollout.types import Completion, SamplingParams
+from veripo.generation.types import Completion, SamplingParams
 
 ANSWER_STOP = "</answer>"
 

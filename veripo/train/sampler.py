@@ -50,5 +50,13 @@ class PromptSampler:
             pos += 1
         return [self.rows[i] for i in picked]
 
+    def refill(self, step: int, round_: int, taken: Sequence[T]) -> list[T]:
+        """Rows for refill round ``round_`` (>= 1) of step ``step`` (DAPO dynamic sampling): the first ``per_step``
+        rows, not in ``taken`` (the step's rows so far), of a permutation drawn from ``(seed, step, round_)``. A pure
+        function of its arguments, as :meth:`batch` is; fewer rows (or none) when the data runs out."""
+        held = {id(r) for r in taken}
+        perm = np.random.default_rng([self.seed, step, round_]).permutation(len(self.rows))
+        return [self.rows[int(i)] for i in perm if id(self.rows[int(i)]) not in held][: self.per_step]
+
     def epoch_of(self, step: int) -> float:
         return step * self.per_step / len(self.rows)
