@@ -180,6 +180,30 @@ def test_eval_score_reader_sets_aside_a_bad_byte_line(tmp_path):
     assert read_jsonl(tmp_path / "rejects.jsonl")[0]["line"] == 1
 
 
+def test_eval_score_cli_writes_rejects_beside_its_output_and_a_clean_rerun_removes_them(tmp_path, capsys):
+    from veripo.cli import main
+
+    preds = Path(__file__).parent / "fixtures" / "eval" / "vsibench" / "predictions.jsonl"
+    lines = preds.read_bytes().splitlines(keepends=True)[:4]
+    no_response = json.loads(lines[2])
+    no_response.pop("response")
+    bad = [lines[0], lines[1].replace(b'"response": "', b'"response": "' + BAD_BYTE, 1),
+           json.dumps(no_response).encode() + b"\n", lines[3]]
+    path = tmp_path / "preds.jsonl"
+    path.write_bytes(b"".join(bad))
+    out = tmp_path / "scores" / "scores.json"
+    assert main(["eval", "score", "--benchmark", "vsibench", "--predictions", str(path), "--out", str(out)]) == 0
+    rejects = read_jsonl(out.parent / "rejects.jsonl")
+    assert [(r["file"], r["line"]) for r in rejects] == [(str(path), 2), (str(path), 3)]
+    assert rejects[0]["reason"].startswith("not valid UTF-8") and "\\xff" in rejects[0]["raw"]
+    assert "missing 'response'" in rejects[1]["reason"]
+    assert json.loads(out.read_text())["n_malformed"] == 2
+    assert f"see {out.parent / 'rejects.jsonl'}" in capsys.readouterr().err
+    path.write_bytes(lines[0] + lines[3])  # fixed input: the stale rejects file goes
+    assert main(["eval", "score", "--benchmark", "vsibench", "--predictions", str(path), "--out", str(out)]) == 0
+    assert not (out.parent / "rejects.jsonl").exists()
+
+
 # ----------------------------------------------------------------------------------------- DPO pairs
 def _pairs_file(task: Path, dest: Path, n: int = 4) -> list[dict]:
     rows = load_samples(task / "train.jsonl")[:n]
