@@ -231,6 +231,9 @@ def test_eval_score_cli_writes_rejects_beside_its_output_and_a_clean_rerun_remov
     path.write_bytes(lines[0] + lines[3])  # fixed input: the stale rejects file goes
     assert main(["eval", "score", "--benchmark", "vsibench", "--predictions", str(path), "--out", str(out)]) == 0
     assert not (out.parent / "rejects.jsonl").exists()
+    path.write_bytes(b"".join(bad))  # without --out nothing is written beside the input
+    assert main(["eval", "score", "--benchmark", "vsibench", "--predictions", str(path)]) == 0
+    assert not (tmp_path / "rejects.jsonl").exists()
 
 
 # ----------------------------------------------------------------------------------------- DPO pairs
