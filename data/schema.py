@@ -28,7 +28,7 @@ import dataclasses
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from veripo.errors import DataError
 
@@ -166,15 +166,19 @@ def _bad_row(where: str, reason: str, raw: bytes):
 
 
 def load_samples(path: str | Path, strict: bool = False, root: str | Path | None = None,
-                 errors: list[str] | None = None, max_prompt_chars: int | None = None) -> list[Sample]:
+                 errors: list[str] | None = None, max_prompt_chars: int | None = None,
+                 max_prompt_tokens: int = 0, count_prompt_tokens: Callable[[Sample], int] | None = None
+                 ) -> list[Sample]:
     """Read a JSONL (or a JSON list, as Video-R1 ships) of rows.
 
     Bad rows are described as ``file:line: why`` in ``errors`` (:class:`~veripo.io_utils.BadRow` strings,
     carrying the raw line for the rejects file) and skipped; with ``strict`` the first bad row raises
     :class:`DataError`. Bad rows: unreadable lines, schema errors, rows that cannot be scored
     (:func:`scorable_problems`: a multiple-choice answer that is not an option letter, ...), a question (with
-    its options) over ``max_prompt_chars`` characters (default :data:`MAX_PROMPT_CHARS`), and duplicate
-    ``problem_id`` values.
+    its options) over ``max_prompt_chars`` characters (default :data:`MAX_PROMPT_CHARS`), a prompt over
+    ``max_prompt_tokens`` tokens as ``count_prompt_tokens(sample)`` counts them (both given and the limit > 0;
+    :func:`veripo.train.prompt_tokens.prompt_token_counter`; checked after the character limit, so a huge
+    question is never tokenised), and duplicate ``problem_id`` values.
     """
     path = Path(path)
     base = Path(root) if root else path.parent
@@ -194,6 +198,11 @@ def load_samples(path: str | Path, strict: bool = False, root: str | Path | None
             if limit and n > limit:
                 raise ValueError(f"question and options are {n} characters, over the {limit}-character limit "
                                  "(data.max_prompt_chars)")
+            if max_prompt_tokens and count_prompt_tokens is not None:
+                tokens = count_prompt_tokens(sample)
+                if tokens > max_prompt_tokens:
+                    raise ValueError(f"prompt is {tokens} tokens, over the {max_prompt_tokens}-token limit "
+                                     "(data.max_prompt_tokens)")
             if sample.problem_id in seen:
                 raise ValueError(f"duplicate problem_id {sample.problem_id!r}")
         except ValueError as e:

@@ -2,7 +2,7 @@
 
     veripo eval list
     veripo eval score  --benchmark vsibench --predictions preds.jsonl [--out scores.json]
-                       [--match strict|lenient|official]
+                       [--match strict|lenient|official]     (bad rows -> rejects.jsonl beside --out)
     veripo eval run    --benchmark vsibench --annotations test-00000-of-00001.parquet --video-dir VSI/ \\
                        --model CKPT --out runs/vsi_iter1 [--prompt reasoning|direct] [--fps 2 --max-frames 32 ...]
                        [--frame-transform drop:0.3|stride:2]
@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from veripo.errors import VeripoError
 
@@ -164,11 +165,12 @@ def answer_judge(args: argparse.Namespace, benchmark: str):
 def _score(args) -> int:
     from veripo.eval.benchmarks import get_adapter
     from veripo.eval.open_ended import open_ended_summary, score_predictions
-    from veripo.io_utils import atomic_write_json
+    from veripo.io_utils import REJECTS_FILE, atomic_write_json
 
     judge = answer_judge(args, args.benchmark)
+    rejects_dir = Path(args.out).parent if args.out else None  # beside the output; never into an input folder
     result, _ = score_predictions(get_adapter(args.benchmark), args.predictions, args.match, judge,
-                                  log=lambda msg: print(msg, file=sys.stderr))
+                                  log=lambda msg: print(msg, file=sys.stderr), rejects_dir=rejects_dir)
     if "open_ended" in result:
         print(open_ended_summary(result), file=sys.stderr)
     if "official_judge" in result:
@@ -178,7 +180,8 @@ def _score(args) -> int:
     for msg in result["malformed"]:
         print(f"warning: {msg}", file=sys.stderr)
     if result["n_malformed"]:
-        print(f"warning: {result['n_malformed']} malformed prediction row(s) skipped", file=sys.stderr)
+        where = f"see {rejects_dir / REJECTS_FILE}" if rejects_dir else "--out also writes them to rejects.jsonl"
+        print(f"warning: {result['n_malformed']} malformed prediction row(s) set aside: {where}", file=sys.stderr)
     print(json.dumps(result, indent=2))
     if args.out:
         atomic_write_json(args.out, result)

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from veripo.eval.answer_judge import OpenAnswer
-from veripo.eval.benchmarks import BenchmarkAdapter, read_records
-from veripo.eval.predictions import MAX_LISTED_ERRORS, score_prediction_rows
+from veripo.eval.benchmarks import BenchmarkAdapter
+from veripo.eval.predictions import MAX_LISTED_ERRORS, read_predictions, score_prediction_rows
 from veripo.eval.scoring import ItemScore
+from veripo.io_utils import write_rejects
 
 
 def judge_items(items: list[ItemScore], judge: Any) -> dict[str, Any]:
@@ -46,10 +47,16 @@ def judge_items(items: list[ItemScore], judge: Any) -> dict[str, Any]:
 
 
 def score_with_official_judge(adapter: BenchmarkAdapter, path: str | Path, judge: Any,
-                              log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[ItemScore]]:
-    """Score a predictions file with ``--match official``, the judge standing in for lmms-eval's."""
+                              log: Callable[[str], None] | None = None, rejects_dir: str | Path | None = None
+                              ) -> tuple[dict[str, Any], list[ItemScore]]:
+    """Score a predictions file with ``--match official``, the judge standing in for lmms-eval's; the malformed
+    rows go to ``rejects_dir/rejects.jsonl`` when given."""
     path = Path(path)
-    items, errors = score_prediction_rows(adapter, read_records(path), "official", source=path)
+    rows = read_predictions(path)
+    items, errors = score_prediction_rows(adapter, [(w, r) for w, r, _ in rows], "official", source=path,
+                                          raws={w: raw for w, _, raw in rows})
+    if rejects_dir is not None:
+        write_rejects(rejects_dir, errors)
     summary = judge_items(items, judge)
     result = adapter.aggregate(items, "official")
     result.update(predictions=str(path), n_malformed=len(errors), malformed=errors[:MAX_LISTED_ERRORS],

@@ -31,36 +31,42 @@ from pathlib import Path
 from typing import Any, Callable
 
 from veripo.eval.answer_judge import OpenAnswer
-from veripo.eval.benchmarks import BenchmarkAdapter, mean, per_task, read_records
+from veripo.eval.benchmarks import BenchmarkAdapter, mean, per_task
 from veripo.eval.official import OFFICIAL, official_scorer
-from veripo.eval.predictions import MAX_LISTED_ERRORS, score_prediction_rows, score_predictions_file
+from veripo.eval.predictions import MAX_LISTED_ERRORS, read_predictions, score_prediction_rows, score_predictions_file
 from veripo.eval.scoring import DEFAULT_MATCH, ItemScore, answer_span
+from veripo.io_utils import write_rejects
 
 
 def score_predictions(adapter: BenchmarkAdapter, path: str | Path, match: str = DEFAULT_MATCH, judge: Any = None,
-                      log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[ItemScore]]:
+                      log: Callable[[str], None] | None = None, rejects_dir: str | Path | None = None
+                      ) -> tuple[dict[str, Any], list[ItemScore]]:
     """(result, item scores incl. judged ones). ``judge``: an :class:`~veripo.eval.answer_judge.AnswerJudge`
-    (anything with ``judge_many([OpenAnswer]) -> [result with .verdict/.detail/.judge]``) or ``None``."""
+    (anything with ``judge_many([OpenAnswer]) -> [result with .verdict/.detail/.judge]``) or ``None``.
+    ``rejects_dir``: where the malformed rows go (``rejects.jsonl``, :func:`veripo.io_utils.write_rejects`)."""
     if judge is None:
-        return score_predictions_file(adapter, path, match)
+        return score_predictions_file(adapter, path, match, rejects_dir)
     if match == OFFICIAL and not adapter.has_open_ended and official_scorer(adapter.name).judged:
         from veripo.eval.official_judge import score_with_official_judge
 
-        return score_with_official_judge(adapter, path, judge, log)
+        return score_with_official_judge(adapter, path, judge, log, rejects_dir)
     if not adapter.open_ended:
         adapter = adapter.with_open_ended()
     path = Path(path)
-    closed, opened = [], []
-    for where, rec in read_records(path):
+    closed, opened, raws = [], [], {}
+    for where, rec, raw in read_predictions(path):
+        raws[where] = raw
         row = _open_ended_row(adapter, rec, path)
         if row is None:
             closed.append((where, rec))
         else:
             opened.append((where, rec, row))
-    items, errors = score_prediction_rows(adapter, closed, match, source=path)
+    items, errors = score_prediction_rows(adapter, closed, match, source=path, raws=raws)
     result = adapter.aggregate(items, match)
     judged, unjudged, open_errors = judge_open_ended(adapter, opened, judge)
     errors += open_errors
+    if rejects_dir is not None:
+        write_rejects(rejects_dir, errors)
     result.update(predictions=str(path), n_malformed=len(errors), malformed=errors[:MAX_LISTED_ERRORS])
     n_correct = sum(it.score for it in judged)
     result["open_ended"] = {

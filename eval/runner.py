@@ -42,7 +42,7 @@ from veripo.eval.open_ended import open_ended_summary, score_predictions
 from veripo.eval.predictions import MAX_LISTED_ERRORS
 from veripo.eval.reasoning_metrics import JudgeFn, reasoning_metrics
 from veripo.eval.robustness import FrameTransform, parse_frame_transform, transform_clip
-from veripo.io_utils import JsonlAppender, atomic_write_json, atomic_write_text
+from veripo.io_utils import JsonlAppender, atomic_write_json, atomic_write_text, repair_torn_tail
 from veripo.prompts import question_text
 from veripo.rollout.engine import capabilities
 
@@ -188,6 +188,7 @@ def run_eval(settings: EvalSettings, engine: Any, out_dir: str | Path, judge_fn:
     errors: list[str] = []
     pending = prepare_samples(adapter, settings, out_dir, errors)
     pred_path = out_dir / "predictions.jsonl"
+    repair_torn_tail(pred_path)  # a last row a kill left without its newline is answered again, not counted done
     done = _done_ids(pred_path)
     todo = [(s, r) for s, r in pending if s.problem_id not in done]
     log(f"{adapter.name}: {len(pending)} questions ready, {len(pending) - len(todo)} already answered, "

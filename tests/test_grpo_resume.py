@@ -4,20 +4,14 @@ a crash before an update with a torn last line, a crash in the middle of a check
 of the ``veripo grpo`` process."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from veripo.grpo.trainer import GRPOTrainer
 from veripo.io_utils import read_jsonl
-from veripo.models import load_policy
 
+from kill_fixtures import assert_same_weights, crash_at, lines_in, run_ok, sigkill_when, veripo_cmd
 from kit_fixtures import tiny_kit_dir  # noqa: F401
 from test_grpo_trainer import grpo_cfg
 from train_fixtures import VIDEO, synth_task, task_kit, warm_policy  # noqa: F401
@@ -33,26 +27,6 @@ def whole_run(warm_policy, synth_task, tmp_path_factory) -> Path:
     return out
 
 
-def crash_at(trainer, method: str, n: int, monkeypatch) -> None:
-    """Train until the ``n``-th call of ``trainer.<method>``, which dies."""
-    real, calls = getattr(trainer, method), []
-
-    def dies(*a, **k):
-        calls.append(1)
-        if len(calls) == n:
-            raise KeyboardInterrupt("killed")
-        return real(*a, **k)
-
-    monkeypatch.setattr(trainer, method, dies)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train()
-
-
-def weights(path):
-    model, _ = load_policy(path)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def rollout_view(path):
     return [(r["rollout_id"], r["response"], r["token_ids"]) for r in read_jsonl(path)]
 
@@ -60,17 +34,15 @@ def rollout_view(path):
 def assert_same_run(out: Path, whole: Path) -> None:
     assert rollout_view(out / "rollouts.jsonl") == rollout_view(whole / "rollouts.jsonl")
     assert [m["step"] for m in read_jsonl(out / "metrics.jsonl")] == [0, 1, 2, 3, 4]  # each step logged once
-    a, b = weights(whole / "final"), weights(out / "final")
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=0, msg=k)
+    assert_same_weights(whole / "final", out / "final")
 
 
 def test_killed_run_with_a_torn_store_resumes_into_the_uninterrupted_run(warm_policy, synth_task, whole_run,
                                                                          tmp_path, monkeypatch):
     out = tmp_path / "run"
     cfg = grpo_cfg(warm_policy, synth_task / "train.jsonl", out, *STEPS)
-    crash_at(GRPOTrainer(cfg), "_update", 4, monkeypatch)  # steps 0-3 stored, checkpoint after 2, 3 not trained
+    trainer = GRPOTrainer(cfg)
+    crash_at(trainer, "_update", 4, monkeypatch, trainer.train)  # steps 0-3 stored, checkpoint after 2, 3 not trained
     store = out / "rollouts.jsonl"
     lines = store.read_text().splitlines(keepends=True)
     assert sum(1 for line in lines if '"step": 3' in line) == 8
@@ -109,17 +81,7 @@ def test_sigkill_of_the_grpo_process_then_resume_equals_the_uninterrupted_run(wa
     args = [f"model.path={warm_policy}", "model.freeze_vision=false", f"data.train_file={synth_task / 'train.jsonl'}",
             f"run.out_dir={out}", "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=32",
             "rollout.temperature=1.0", "run.tensorboard=false", "optim.lr=1e-4", *VIDEO, *STEPS]
-    cmd = [sys.executable, "-m", "veripo.cli", "grpo", *args]
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:  # SIGKILL once step 2 is logged (checkpoint 2 exists)
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    subprocess.run(cmd + ["--resume"], env=env, check=True, stdout=subprocess.DEVNULL)
+    cmd = veripo_cmd("grpo", *args)
+    sigkill_when(cmd, lambda: lines_in(out / "metrics.jsonl") >= 3)  # step 2 is logged (checkpoint 2 exists)
+    run_ok(cmd + ["--resume"])
     assert_same_run(out, whole_run)

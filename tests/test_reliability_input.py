@@ -121,6 +121,35 @@ def test_a_step_never_draws_a_prompt_twice(rows, per_step, caplog):
         assert "more than the 3 usable rows" in caplog.text
 
 
+def test_a_prompt_over_the_token_limit_is_set_aside_naming_file_and_row(task_kit, synth_task, tmp_path):
+    """data.max_prompt_tokens: the chat-templated prompt, tokenised as the batch builder does, over the limit
+    costs that row (file:line, counted in the trainer's bad inputs); the run starts with the others."""
+    from veripo.grpo.trainer import GRPOTrainer
+    from veripo.models import load_policy
+    from veripo.train.prompt_tokens import prompt_token_counter
+
+    from test_grpo_trainer import grpo_cfg
+
+    rows = [json.loads(line) for line in (synth_task / "train.jsonl").read_text().splitlines()[:4]]
+    for r in rows:
+        r["path"] = str(synth_task / r["path"])
+    long = dict(rows[1], problem_id="long", problem=" ".join([rows[1]["problem"]] * 40))  # ~ 2 KB: under the chars
+    path = tmp_path / "train.jsonl"                                                       # limit, over the tokens one
+    path.write_text("".join(json.dumps(r) + "\n" for r in [rows[0], long, *rows[1:]]))
+    count = prompt_token_counter(load_policy(task_kit)[1])
+    normal = max(count(s) for s in load_samples(path) if s.problem_id != "long")
+    limit = normal + 8
+    errors: list[str] = []
+    kept = load_samples(path, errors=errors, max_prompt_tokens=limit, count_prompt_tokens=count)
+    assert [s.problem_id for s in kept] == [r["problem_id"] for r in rows]
+    assert len(errors) == 1 and errors[0].startswith(f"{path}:2: prompt is ")
+    assert f"tokens, over the {limit}-token limit (data.max_prompt_tokens)" in errors[0]
+    assert load_samples(path, max_prompt_tokens=0, count_prompt_tokens=count, errors=[])[1].problem_id == "long"
+    trainer = GRPOTrainer(grpo_cfg(task_kit, path, tmp_path / "run", f"data.max_prompt_tokens={limit}"))
+    assert "long" not in {s.problem_id for s in trainer.rows} and len(trainer.rows) == 4
+    assert [(b.line, b.reason[:10]) for b in trainer.bad_inputs] == [(2, "prompt is ")]
+
+
 # ----------------------------------------------------------------------------------------- rollout store
 def _rollout(step: int, i: int) -> dict:
     return {"rollout_id": f"s{step}-r{i}", "step": step, "group_id": f"s{step}-g0", "sample": MC, "prompt": "p",
@@ -178,6 +207,33 @@ def test_eval_score_reader_sets_aside_a_bad_byte_line(tmp_path):
     result, items = score_predictions_file(adapter, pred, rejects_dir=tmp_path)
     assert result["n_malformed"] == 1 and result["malformed"][0].startswith(f"{pred}:1: not valid UTF-8")
     assert read_jsonl(tmp_path / "rejects.jsonl")[0]["line"] == 1
+
+
+def test_eval_score_cli_writes_rejects_beside_its_output_and_a_clean_rerun_removes_them(tmp_path, capsys):
+    from veripo.cli import main
+
+    preds = Path(__file__).parent / "fixtures" / "eval" / "vsibench" / "predictions.jsonl"
+    lines = preds.read_bytes().splitlines(keepends=True)[:4]
+    no_response = json.loads(lines[2])
+    no_response.pop("response")
+    bad = [lines[0], lines[1].replace(b'"response": "', b'"response": "' + BAD_BYTE, 1),
+           json.dumps(no_response).encode() + b"\n", lines[3]]
+    path = tmp_path / "preds.jsonl"
+    path.write_bytes(b"".join(bad))
+    out = tmp_path / "scores" / "scores.json"
+    assert main(["eval", "score", "--benchmark", "vsibench", "--predictions", str(path), "--out", str(out)]) == 0
+    rejects = read_jsonl(out.parent / "rejects.jsonl")
+    assert [(r["file"], r["line"]) for r in rejects] == [(str(path), 2), (str(path), 3)]
+    assert rejects[0]["reason"].startswith("not valid UTF-8") and "\\xff" in rejects[0]["raw"]
+    assert "missing 'response'" in rejects[1]["reason"]
+    assert json.loads(out.read_text())["n_malformed"] == 2
+    assert f"see {out.parent / 'rejects.jsonl'}" in capsys.readouterr().err
+    path.write_bytes(lines[0] + lines[3])  # fixed input: the stale rejects file goes
+    assert main(["eval", "score", "--benchmark", "vsibench", "--predictions", str(path), "--out", str(out)]) == 0
+    assert not (out.parent / "rejects.jsonl").exists()
+    path.write_bytes(b"".join(bad))  # without --out nothing is written beside the input
+    assert main(["eval", "score", "--benchmark", "vsibench", "--predictions", str(path)]) == 0
+    assert not (tmp_path / "rejects.jsonl").exists()
 
 
 # ----------------------------------------------------------------------------------------- DPO pairs

@@ -68,6 +68,20 @@ def test_consecutive_skips_stop_the_run_with_a_clear_message():
         one_step(model, te, float("nan"))
 
 
+def test_a_step_an_external_optimiser_took_is_settled_after_the_fact():
+    """DeepSpeed steps inside ``engine.step()``, so the guard learns the norm afterwards
+    (``StepGuard.after_external_step``): a non-finite step the optimiser did not apply (DeepSpeed's own inf/NaN
+    check skipped it) is a real skip, counted; one it applied cannot be undone and stops the run at once."""
+    guard = StepGuard(max_consecutive=3)
+    assert guard.after_external_step(1.5, applied=True) is False and guard.skipped == 0
+    assert guard.after_external_step(float("inf"), applied=False) is True  # skipped by the optimiser itself
+    assert guard.skipped == 1 and guard.consecutive == 1
+    assert guard.after_external_step(2.0, applied=True) is False and guard.consecutive == 0
+    guard.observe_loss(torch.tensor(float("nan")))
+    with pytest.raises(NonFiniteError, match="applied an update with a non-finite loss nan"):
+        guard.after_external_step(2.0, applied=True)  # the weights took a NaN step: no point going on
+
+
 def test_non_finite_or_overflowed_weights_are_refused_naming_the_parameter(tmp_path):
     from veripo.models.lora import save_policy
 

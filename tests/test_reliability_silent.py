@@ -163,3 +163,39 @@ def test_verify_cli_prints_a_judge_failure_summary_when_every_call_fails(tmp_pat
     n = len(path.read_text().splitlines())
     assert f"judge failures: {n} of {n} rollouts (APIConnectionError x{n}); {n} left unjudged" in res.stderr
     assert PASSWORD not in res.stdout + res.stderr + _files_text(tmp_path / "out")
+
+
+# ------------------------------------------------------------------------------------------ configs on disk
+SECRET_URL = f"http://user:{PASSWORD}@127.0.0.1:8000/v1?api_key={API_KEY}"
+
+
+def test_loop_config_on_disk_has_no_credentials_and_resume_still_matches(tmp_path):
+    from veripo.errors import VeripoError
+    from veripo.loop.config import LoopConfig
+    from veripo.loop.runner import _check_config
+
+    def loop_cfg(url):
+        return load_config(LoopConfig, None, [f"run_dir={tmp_path}", "model_path=/m", "train_file=/t.jsonl",
+                                              f"verify={json.dumps({'judge': {'kind': 'openai', 'url': url}})}",
+                                              f"grpo={json.dumps({'rollout': {'vllm_server_url': url}})}"])
+
+    cfg = loop_cfg(SECRET_URL)
+    _check_config(cfg, tmp_path, resume=False)
+    text = (tmp_path / "loop_config.yaml").read_text()
+    assert PASSWORD not in text and API_KEY not in text
+    assert "http://user:***@127.0.0.1:8000/v1?api_key=***" in text  # host, port and path kept
+    assert cfg.verify["judge"]["url"] == SECRET_URL  # the run itself still gets the real URL
+    _check_config(loop_cfg(SECRET_URL), tmp_path, resume=True)  # the redacted copy is not a "changed" config
+    with pytest.raises(VeripoError, match="verify"):
+        _check_config(loop_cfg("http://other:8000/v1"), tmp_path, resume=True)  # a real change still counts
+
+
+def test_stage_config_yaml_has_no_credentials_and_resume_still_matches(tmp_path):
+    from veripo.grpo.config import GRPOConfig
+
+    cfg = load_config(GRPOConfig, None, ["model.path=/m", "data.train_file=/t.jsonl",
+                                         f"rollout.vllm_server_url={SECRET_URL}"])
+    save_config(cfg, tmp_path / "config.yaml")
+    text = (tmp_path / "config.yaml").read_text()
+    assert PASSWORD not in text and API_KEY not in text and "user:***@127.0.0.1:8000" in text
+    assert check_resume_config(tmp_path, cfg) == []

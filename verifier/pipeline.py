@@ -20,7 +20,7 @@ from typing import Any
 
 from veripo.config import to_dict
 from veripo.io_utils import (BadRow, JsonlAppender, atomic_write_json, atomic_write_text, iter_jsonl, iter_rows,
-                             write_rejects)
+                             repair_torn_tail, write_rejects)
 from veripo.records import PairRecord, RolloutRecord
 from veripo.verifier.checks import check_rollout
 from veripo.verifier.config import VerifierConfig
@@ -192,6 +192,7 @@ def run_verification(rollouts_path: str | Path, out_dir: str | Path, config: Ver
     partial, fp_file = out / PARTIAL, out / ".verify_fingerprint"
     done: dict[str, Verdict] = {}
     if partial.exists() and fp_file.exists() and fp_file.read_text().strip() == fp:
+        repair_torn_tail(partial)  # a verdict a kill left half-written (or without its newline) is judged again
         for row in iter_jsonl(partial, errors=[]):
             try:
                 v = Verdict.from_dict(row)

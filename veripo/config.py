@@ -260,10 +260,20 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     return from_dict(cls, apply_overrides(data, overrides))
 
 
+def config_record(cfg: Any) -> dict[str, Any]:
+    """What :func:`save_config` writes, as a dict: the config with credentials redacted
+    (:func:`veripo.redact.redact_tree`: URL passwords, secret query values, ``api_key``-like fields). A resumed
+    run compares this record, never the raw config, with the saved file."""
+    from veripo.redact import redact_tree
+
+    return yaml.safe_load(yaml.safe_dump(redact_tree(to_dict(cfg)), sort_keys=False))
+
+
 def save_config(cfg: Any, path: str | Path) -> None:
+    """Write ``cfg`` as YAML (atomically), credentials redacted (:func:`config_record`)."""
     from veripo.io_utils import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(config_record(cfg), sort_keys=False))
 
 
 def describe(cls: type, prefix: str = "") -> str:

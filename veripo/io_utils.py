@@ -39,28 +39,42 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def repair_torn_tail(path: str | Path) -> int:
+    """Cut a last line that lacks its newline (a crash inside its write), even when it parses as JSON: an
+    appender reading the file to resume must see the rows it will keep. Returns the bytes removed."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return 0
+        size = fh.seek(0, os.SEEK_END)
+        cut, block = size, 1 << 16
+        while cut > 0:  # find the last newline reading backwards, one block at a time
+            start = max(0, cut - block)
+            fh.seek(start)
+            nl = fh.read(cut - start).rfind(b"\n")
+            if nl >= 0:
+                cut = start + nl + 1
+                break
+            cut = start
+        fh.truncate(cut)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return size - cut
+
+
 class JsonlAppender:
-    """Append JSON records durably (one line each, flushed and fsynced per ``write``)."""
+    """Append JSON records durably (one line each, flushed and fsynced per ``write``); a torn last line left
+    by a crash is cut first (:func:`repair_torn_tail`)."""
 
     def __init__(self, path: str | Path, fsync: bool = True):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_torn_tail()
+        repair_torn_tail(self.path)
         self._fh = open(self.path, "a", encoding="utf-8")
         self._fsync = fsync
-
-    def _repair_torn_tail(self) -> None:
-        """A crash mid-write can leave a last line without its newline: drop it."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        with open(self.path, "rb+") as fh:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) == b"\n":
-                return
-            fh.seek(0)
-            data = fh.read()
-            cut = data.rfind(b"\n") + 1
-            fh.truncate(cut)
 
     def write(self, record: dict[str, Any]) -> None:
         self.write_many([record])

@@ -3,12 +3,13 @@
 A URL keeps its scheme, host, port and path; a password in it (``user:password@host``) becomes ``***`` and so
 does the value of a query parameter that names a secret (``api_key``, ``key``, ``token``, ``password``,
 ``secret``, ``sig``...). Free text additionally loses ``Bearer <token>`` values, ``sk-...`` style API keys and
-any literal secret given (e.g. the judge's API key read from the environment).
+any literal secret given (e.g. the judge's API key read from the environment). :func:`redact_tree` does the
+same for a whole config on its way to disk (``config.yaml``, ``loop_config.yaml``).
 """
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
@@ -51,3 +52,17 @@ def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)) or "", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _API_KEY.sub(lambda m: f"{m.group(1)}-{MASK}", text)
+
+
+def redact_tree(value: Any) -> Any:
+    """A copy of a config tree (dicts, lists, scalars) fit for disk: every URL in a string redacted
+    (:func:`redact_url`) and the string value of a key that names a secret (``api_key``, ``token``,
+    ``password``...) replaced by ``***``. Other values are kept as they are (paths, names, numbers)."""
+    if isinstance(value, dict):
+        return {k: (MASK if isinstance(v, str) and v and isinstance(k, str) and _SECRET_PARAM.fullmatch(k)
+                    else redact_tree(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_tree(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)) or "", value)
+    return value

@@ -32,12 +32,17 @@ class DataConfig:
     strict: bool = doc("Fail on the first bad row instead of reporting and skipping it.", False)
     max_prompt_chars: int = doc("Longest question (with its options) in characters; a longer row is set aside at "
                                 "load (a huge prompt would not fit in memory). 0 = no limit.", 32_000)
+    max_prompt_tokens: int = doc("Longest prompt in tokens (chat template + question, as the batch builder renders "
+                                 "it; the video's tokens are bounded by the video settings); a longer row is set "
+                                 "aside at load, named file:line. 0 = no limit.", 16_384)
     max_rows: int | None = doc("Use only the first N rows (quick runs).", None)
     exclude_ids_file: str | None = doc("A text file of problem_ids to skip (the loop drops prompts already solved).", None)
 
     def check(self, prefix: str = "") -> None:
         require(self.max_rows is None or self.max_rows >= 1, f"{prefix}max_rows", self.max_rows,
                 "must be >= 1, or null for every row")
+        for key in ("max_prompt_chars", "max_prompt_tokens"):
+            require(getattr(self, key) >= 0, f"{prefix}{key}", getattr(self, key), "must be >= 0 (0 = no limit)")
 
     def check_inputs(self, prefix: str = "") -> None:
         require_file(self.train_file, f"{prefix}train_file", "the JSONL (or Video-R1 JSON) of training rows")

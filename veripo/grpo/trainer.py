@@ -53,6 +53,7 @@ from veripo.generation.types import SamplingParams
 from veripo.sequences import SequenceBatch, build_sequences, completion_logps
 from veripo.train.distributed import all_reduce_max, all_reduce_sum
 from veripo.train.policy_setup import model_device
+from veripo.train.prompt_tokens import prompt_token_counter
 from veripo.train.sampler import PromptSampler
 from veripo.train.stage import TrainingStage
 
@@ -103,9 +104,11 @@ def sampling_logps(rollouts: RolloutBatch, mask: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def load_training_rows(cfg: GRPOConfig, errors: list[str]) -> list[Sample]:
+def load_training_rows(cfg: GRPOConfig, errors: list[str], processor=None) -> list[Sample]:
+    count = prompt_token_counter(processor) if processor is not None and cfg.data.max_prompt_tokens else None
     rows = load_samples(cfg.data.train_file, strict=cfg.data.strict, root=cfg.data.root, errors=errors,
-                        max_prompt_chars=cfg.data.max_prompt_chars)
+                        max_prompt_chars=cfg.data.max_prompt_chars, max_prompt_tokens=cfg.data.max_prompt_tokens,
+                        count_prompt_tokens=count)
     if cfg.data.exclude_ids_file:
         drop = set(Path(cfg.data.exclude_ids_file).read_text().split())
         rows = [r for r in rows if r.problem_id not in drop]
@@ -148,7 +151,7 @@ class GRPOTrainer(TrainingStage):
 
     def __init__(self, cfg: GRPOConfig, model=None, processor=None):
         super().__init__(cfg, model, processor)
-        self.rows = load_training_rows(cfg, self.errors)
+        self.rows = load_training_rows(cfg, self.errors, self.processor)
         if not self.rows:
             raise DataError(f"{cfg.data.train_file}: no usable training rows ({len(self.errors)} bad)")
         ro = cfg.rollout

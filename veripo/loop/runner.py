@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from veripo.config import save_config, to_dict
+from veripo.config import config_record, save_config
 from veripo.errors import VeripoError
 from veripo.io_utils import atomic_write_json, atomic_write_text
 from veripo.loop.config import LoopConfig
@@ -55,7 +55,7 @@ def _check_config(cfg: LoopConfig, run_dir: Path, resume: bool) -> None:
         import yaml
 
         old = yaml.safe_load(saved.read_text())
-        new = to_dict(cfg)
+        new = config_record(cfg)  # as saved: credentials redacted
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k != "iterations")
         if changed:
             raise VeripoError(f"{saved}: the run was started with a different config ({', '.join(changed)} changed)")

@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -362,8 +363,16 @@ class TrainEngine:
                 if grads else 0.0
         self.model.step()  # optimiser + lr scheduler at the boundary, then zero grads
         norm = self.model.get_global_grad_norm() if pre is None else pre
-        self.guard.should_skip(0.0 if norm is None else float(norm), self.world_size)  # counts and stops only
-        return float(norm) if norm is not None else float("nan")
+        norm = float("nan") if norm is None else float(norm)
+        applied = bool(getattr(self.model, "was_step_applied", lambda: True)())
+        seen = norm
+        if not applied and not self.model.fp16_enabled():  # DeepSpeed's own inf/NaN check skipped the update
+            seen = float("inf")  # (its reported norm is then the previous step's)
+        if self.guard.after_external_step(seen, applied, self.world_size) and self.scheduler is not None:
+            with warnings.catch_warnings():  # DeepSpeed does not step the schedule on a skipped step; we do,
+                warnings.simplefilter("ignore", UserWarning)  # so it stays a function of the step (as elsewhere)
+                self.scheduler.step()
+        return norm
 
     def barrier(self) -> None:
         if self.world_size > 1 and dist.is_initialized():

@@ -13,8 +13,17 @@
   (``|w| > max_abs``, default :data:`DEFAULT_MAX_ABS`, env ``VERIPO_MAX_ABS_WEIGHT``: an overflowed update such as
   ``lr=1e10``, which would make every later forward NaN), naming the first such parameter.
 
-Under ``dist.backend=deepspeed`` the optimiser step belongs to DeepSpeed: the guard counts and stops, but only
-the other backends skip the update itself (DeepSpeed's fp16 loss scaler skips overflowing steps on its own).
+Under ``dist.backend=deepspeed`` the optimiser step belongs to DeepSpeed (``engine.step()`` clips, steps and
+zeroes the gradients in one call, and ZeRO computes the norm inside it), so the decision is settled afterwards
+(:meth:`StepGuard.after_external_step`, from :meth:`veripo.train.distributed.TrainEngine.step`): DeepSpeed's
+ZeRO-1/2 optimiser checks the gradients for inf/NaN before its step when fp16 is on, or bf16 with
+``bf16.check_grad_overflow`` (true by default in current DeepSpeed; the shipped zero2.json is bf16), and then
+skips the update and zeroes the gradients itself (``engine.was_step_applied()`` is false): that is a real skip,
+counted, and the schedule is advanced by hand (DeepSpeed does not step its scheduler on a skipped step). Where
+DeepSpeed has no such check (ZeRO-3 with bf16 or fp32 -- the shipped zero3.json --, ZeRO-1/2 in fp32, no
+ZeRO) the non-finite update is already in the weights: the run stops at once with :class:`NonFiniteError`,
+before a later step or a save builds on them. fp16 loss-scale overflows (DeepSpeed's dynamic loss scaling,
+normal in the first steps) are left to DeepSpeed and not counted.
 """
 from __future__ import annotations
 
@@ -44,6 +53,7 @@ class StepGuard:
         self.consecutive = 0    # steps skipped since the last good one
         self.steps = 0          # steps seen
         self._bad_loss: float | None = None
+        self.last_bad_loss: float | None = None  # the non-finite loss of the step just decided, if any
 
     def observe_loss(self, loss: torch.Tensor | float) -> None:
         """Called with each micro-batch's loss before its backward."""
@@ -61,6 +71,7 @@ class StepGuard:
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             bad = bool(flag.item())
         loss, self._bad_loss = self._bad_loss, None
+        self.last_bad_loss = loss
         if not bad:
             self.consecutive = 0
             return False
@@ -74,6 +85,22 @@ class StepGuard:
                                  f"({what}): stopping; lower optim.lr or check the data and rewards (the last good "
                                  "checkpoint is kept)")
         return True
+
+    def after_external_step(self, grad_norm: float, applied: bool, world_size: int = 1) -> bool:
+        """Settle a step an outside optimiser (DeepSpeed) already took, as :meth:`should_skip` would have decided
+        it: returns ``True`` for a non-finite step the optimiser did not apply (skipped, counted; the caller
+        advances the schedule). A non-finite step that *was* applied cannot be undone: :class:`NonFiniteError`
+        at once, before any later step or save builds on those weights. ``applied`` must agree on all ranks
+        (DeepSpeed all-reduces its overflow flag)."""
+        skip = self.should_skip(grad_norm, world_size)
+        if skip and applied:
+            what = "loss" if self.last_bad_loss is not None else "gradient norm"
+            value = self.last_bad_loss if self.last_bad_loss is not None else float(grad_norm)
+            raise NonFiniteError(f"the optimiser applied an update with a non-finite {what} {value} (step "
+                                 f"{self.steps}): the weights are no longer trustworthy, stopping (the last good "
+                                 "checkpoint is kept); under DeepSpeed use bf16 with ZeRO-1/2 "
+                                 "(bf16.check_grad_overflow) or fp16, whose overflow check skips such steps")
+        return skip
 
     def state_dict(self) -> dict[str, Any]:
         return {"skipped": self.skipped, "consecutive": self.consecutive, "steps": self.steps}

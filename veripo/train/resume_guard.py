@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from veripo.config import to_dict
+from veripo.config import config_record
 from veripo.errors import VeripoError
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def check_resume_config(run_dir: str | Path, cfg: Any, force: bool = False) -> l
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigMismatch(f"{saved}: cannot read the saved config ({type(e).__name__}); pass --force-config "
                              "to resume with the config given now") from None
-    new = yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False))  # same normalisation as save_config
+    new = config_record(cfg)  # what save_config writes: normalised, credentials redacted
     changes = config_changes(old, new)
     if not changes:
         return []
