@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,38 +57,31 @@ def run_arm(cfg, prep: dict[str, Any], arm: str, seconds: float, clock: str) -> 
 
 
 def markdown(results: list[dict[str, Any]], arms: list[str], seconds: float, clock: str) -> str:
+    from veripo.demo.seeds import spread_cell, value_cell
+
     head = " | ".join(n for _, n, _ in METRICS)
     lines = [f"# GRPO variants at equal training time ({seconds:.0f} {clock} s per arm), same warm start", "",
              f"| seed | arm | GRPO steps | {head} | load after |", "|---|---|---|" + "---|" * len(METRICS) + "---|"]
     for r in results:
         start = r["warm_start"]
-        lines.append(f"| {r['seed']} | warm start | 0 | " + " | ".join(_fmt(start.get(k), p) for k, _, p in METRICS)
+        lines.append(f"| {r['seed']} | warm start | 0 | " + " | ".join(value_cell(start.get(k), p) for k, _, p in METRICS)
                      + " | |")
         for arm in arms:
             a = r[arm]
             lines.append(f"| {r['seed']} | {arm} | {a['steps']} | "
-                         + " | ".join(_fmt(a["eval"].get(k), p) for k, _, p in METRICS) + f" | {a['load_after']:.1f} |")
+                         + " | ".join(value_cell(a["eval"].get(k), p) for k, _, p in METRICS) + f" | {a['load_after']:.1f} |")
     lines += ["", "Mean ± standard deviation over seeds:", "", f"| arm | GRPO steps | {head} |",
               "|---|---|" + "---|" * len(METRICS)]
     for arm in ["warm_start"] + arms:
         rows = [r["warm_start"] if arm == "warm_start" else r[arm]["eval"] for r in results]
         steps = [0 if arm == "warm_start" else r[arm]["steps"] for r in results]
-        cells = [_spread([(100 if p else 1) * x[k] for x in rows if x.get(k) is not None]) for k, _, p in METRICS]
-        lines.append(f"| {arm.replace('_', ' ')} | {_spread(steps)} | " + " | ".join(cells) + " |")
+        cells = [spread_cell([x[k] for x in rows if x.get(k) is not None], p) for k, _, p in METRICS]
+        lines.append(f"| {arm.replace('_', ' ')} | {spread_cell(steps, False)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _fmt(v: Any, pct: bool) -> str:
-    if v is None:
-        return "-"
-    return f"{100 * v:.1f}%" if pct else f"{v:.1f}"
 
 
-def _spread(values: list[float]) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3g} ± {sd:.2g}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import veripo  # noqa: F401
-    from veripo.config import load_config, merge, to_dict
     from veripo.demo.cli import loop_config, prepare_run
-    from veripo.demo.config import QUICK, DemoConfig
+    from veripo.demo.config import demo_config
     from veripo.demo.seeds import parse_seeds
     from veripo.io_utils import atomic_write_json, atomic_write_text
     from veripo.loop.stages import run_eval
@@ -115,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         p.error(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
-    base = merge(to_dict(DemoConfig()), QUICK) if args.quick else {}
-    if args.quick:
-        base["quick"] = True
-    cfg = load_config(DemoConfig, None, list(args.overrides), base=base)
+    cfg = demo_config(args.quick, args.overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []

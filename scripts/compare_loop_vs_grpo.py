@@ -97,20 +97,13 @@ def compare_seed(cfg, seed: int, out: Path, reuse: Path | None, reflective: bool
     return result
 
 
-def _spread(values: list[float]) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3g} ± {sd:.2g}"
 
 
-def _fmt(v: Any, pct: bool) -> str:
-    if v is None:
-        return "-"
-    return f"{100 * v:.1f}%" if pct else f"{v:.1f}"
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
+    from veripo.demo.seeds import spread_cell, value_cell
+
     lines = ["# Loop (GRPO -> verify -> DPO, x2) vs GRPO alone, equal wall time, same warm start", "",
              "| seed | arm | train s | GRPO steps | " + " | ".join(n for _, n, _ in METRICS) + " | sampled by type |",
              "|---|---|---|---|" + "---|" * len(METRICS) + "---|"]
@@ -121,16 +114,16 @@ def markdown(results: list[dict[str, Any]]) -> str:
             entry = r[arm] if arm != "warm_start" else {"summary": r["warm_start"] or {}}
             s = entry["summary"]
             by = ", ".join(f"{t} {100 * v:.0f}%" for t, v in (s.get("sampled_accuracy_by_task") or {}).items())
-            lines.append(f"| {r['seed']} | {arm.replace('_', ' ')} | {_fmt(entry.get('train_seconds'), False)} | "
+            lines.append(f"| {r['seed']} | {arm.replace('_', ' ')} | {value_cell(entry.get('train_seconds'), False)} | "
                          f"{entry.get('grpo_steps', '-')} | "
-                         + " | ".join(_fmt(s.get(k), pct) for k, _, pct in METRICS) + f" | {by} |")
+                         + " | ".join(value_cell(s.get(k), pct) for k, _, pct in METRICS) + f" | {by} |")
     lines += ["", "Mean ± standard deviation over seeds:", "", "| arm | " + " | ".join(n for _, n, _ in METRICS) + " |",
               "|---|" + "---|" * len(METRICS)]
     for arm in [a for a in ARMS[1:] if all(a in r for r in results)]:
         cells = []
         for k, _, pct in METRICS:
             vals = [r[arm]["summary"].get(k) for r in results if r[arm]["summary"].get(k) is not None]
-            cells.append(_spread([(100 if pct else 1) * v for v in vals]))
+            cells.append(spread_cell(vals, pct))
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     wins = sum(r["loop"]["summary"].get("sampled_accuracy", 0) > r["grpo"]["summary"].get("sampled_accuracy", 0)
                for r in results)
@@ -141,9 +134,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
                   "inconsistency (+reflective) |", "|---|---|---|---|---|---|"]
         for r in results:
             for a, b in zip(r["loop"]["per_stage"], r["loop_reflective"]["per_stage"]):
-                lines.append(f"| {r['seed']} | {a['after']} | {_fmt(a['response_tokens'], False)} | "
-                             f"{_fmt(b['response_tokens'], False)} | {_fmt(a['sampled_inconsistency_rate'], True)} | "
-                             f"{_fmt(b['sampled_inconsistency_rate'], True)} |")
+                lines.append(f"| {r['seed']} | {a['after']} | {value_cell(a['response_tokens'], False)} | "
+                             f"{value_cell(b['response_tokens'], False)} | {value_cell(a['sampled_inconsistency_rate'], True)} | "
+                             f"{value_cell(b['sampled_inconsistency_rate'], True)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -182,15 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import veripo  # noqa: F401
-    from veripo.config import load_config, merge, to_dict
-    from veripo.demo.config import QUICK, DemoConfig
+    from veripo.demo.config import demo_config
     from veripo.demo.seeds import parse_seeds
     from veripo.io_utils import atomic_write_json, atomic_write_text
 
-    base = merge(to_dict(DemoConfig()), QUICK) if args.quick else {}
-    if args.quick:
-        base["quick"] = True
-    cfg = load_config(DemoConfig, None, list(args.overrides), base=base)
+    cfg = demo_config(args.quick, args.overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reuse = Path(args.reuse) if args.reuse else None

@@ -134,6 +134,6 @@ def test_compare_script_tables_and_plot(tmp_path):
     md = mod.markdown(results)
     assert "| 0 | loop | 100.0 | 10 | 80.0% | 80.0% | 20.0% | 25.0 | order 80% |" in md
     assert "The loop has the higher sampled accuracy on 1 of 2 seeds." in md
-    assert "| loop | 80 ± 0 |" in md and "quality + reflective pairs" in md
+    assert "| loop | 80.0% ± 0.0 (80.0..80.0) |" in md and "quality + reflective pairs" in md
     mod.plot(results, tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 1000

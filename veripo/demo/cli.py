@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from veripo.cli import add_config_arguments
-from veripo.config import describe, from_dict, load_config, merge, to_dict
-from veripo.demo.config import QUICK, DemoConfig
+from veripo.config import describe, from_dict, merge
+from veripo.demo.config import DemoConfig, demo_config
 
 HELP = """The main job: show the whole VerIPO method working, on a CPU, in minutes, offline.
 
@@ -48,14 +48,10 @@ def add_arguments(parser) -> None:
 
 
 def build_config(args) -> DemoConfig:
-    base: dict[str, Any] = {}
-    if args.quick:
-        base = merge(to_dict(DemoConfig()), QUICK)
-        base["quick"] = True
     extra = list(args.overrides)
     if args.out:
         extra.append(f"out_dir={args.out}")
-    cfg = load_config(DemoConfig, args.config, extra, base=base)
+    cfg = demo_config(args.quick, extra, args.config)
     if args.judge_url:
         judge = {"kind": "openai", "base_url": args.judge_url}
         if args.judge_model:

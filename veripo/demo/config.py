@@ -60,3 +60,15 @@ QUICK = {
     "sft": {"steps": 250, "stop": {"eval_every": 50, "min_accuracy": 0.45, "min_class_accuracy": 0.0}},
     "loop": {"iterations": 2, "grpo": {"optim": {"lr": 1e-4}, "run": {"steps": 12}}, "dpo": {"batch_size": 8}},
 }
+
+
+def demo_config(quick: bool = False, overrides: list[str] | tuple[str, ...] = (), path: str | None = None) -> DemoConfig:
+    """The demo's config: the defaults (or the quick variant's), then the YAML file ``path``, then dotted
+    ``overrides`` (as ``veripo demo`` builds it)."""
+    from veripo.config import load_config, merge, to_dict
+
+    base: dict[str, Any] = {}
+    if quick:
+        base = merge(to_dict(DemoConfig()), QUICK)
+        base["quick"] = True
+    return load_config(DemoConfig, path, list(overrides), base=base)

@@ -49,6 +49,18 @@ def aggregate(results: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"after": after, **{k: spread(v) for k, v in cell.items()}} for after, cell in stages.items()]
 
 
+def spread_cell(values: list[float], pct: bool) -> str:
+    """A table cell for figures over seeds: ``mean ± std (min..max)``, in percent when ``pct``; ``-`` for none."""
+    return _cell(spread(values) if values else None, pct)
+
+
+def value_cell(value: float | None, pct: bool) -> str:
+    """A table cell for one figure: ``12.3%`` when ``pct``, else ``12.3``; ``-`` for None."""
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}%" if pct else f"{value:.1f}"
+
+
 def _cell(s: dict[str, float] | None, pct: bool) -> str:
     if not s:
         return "-"
