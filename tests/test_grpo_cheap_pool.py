@@ -112,3 +112,17 @@ def test_cheap_pool_config_rules_fail_before_any_model_is_loaded(bad, match):
 
     with pytest.raises(ConfigError, match=match):
         load_config(GRPOConfig, None, ["rollout.group_size=4", *POOL, *bad])
+
+
+def test_an_int8_copy_with_nothing_quantised_is_refused(tiny_kit_dir):  # noqa: F811
+    from veripo.models import load_policy
+    from veripo.rollout.engine import EngineSpec
+    from veripo.rollout.hf_engine import HFEngine
+    from veripo.rollout.quantized import QuantizationError
+
+    model, processor = load_policy(tiny_kit_dir)
+    engine = HFEngine.build(EngineSpec(name="hf", model_path=str(tiny_kit_dir)), model, processor)
+    pool = CheapPool(CheapPoolConfig(pool_size=4, keep_float=["model", "lm_head"]), group_size=2)
+    with pytest.raises(QuantizationError, match="no quantised Linear"):
+        pool.engine_for_step(engine)
+    assert CheapPool(CheapPoolConfig(pool_size=4), group_size=2).engine_for_step(engine).model is not model

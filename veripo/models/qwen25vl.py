@@ -75,9 +75,3 @@ TOKEN_IDS = {"bos_token_id": 151643, "eos_token_id": 151645, "vision_start_token
              "video_token_id": 151656}
 
 
-def real_id(token: str) -> int:
-    """The checkpoint's id of an added token (``<|im_end|>`` -> 151645)."""
-    for i, (content, _) in enumerate(ADDED_TOKENS):
-        if content == token:
-            return FIRST_ADDED_ID + i
-    raise KeyError(token)

@@ -90,12 +90,15 @@ class CheapPool:
         if self.cfg.quantize == "none":
             self.last_quantize_s = 0.0
             return engine
-        from veripo.rollout.quantized import quantized_copy
+        from veripo.rollout.quantized import QuantizationError, quantized_copy, quantized_linear_count
 
         t0 = time.perf_counter()
-        cheap = engine.with_model(quantized_copy(engine.model, skip=tuple(self.cfg.keep_float)))
+        copy = quantized_copy(engine.model, skip=tuple(self.cfg.keep_float))
+        if quantized_linear_count(copy) == 0:
+            raise QuantizationError("rollout.cheap_pool: the int8 copy has no quantised Linear layer (keep_float="
+                                    f"{self.cfg.keep_float} keeps them all in float?), so it would not be cheaper")
         self.last_quantize_s = time.perf_counter() - t0
-        return cheap
+        return engine.with_model(copy)
 
     def subset(self, totals: list[float], group_ids: torch.Tensor) -> torch.Tensor:
         """bool [N]: the candidates trained (``pool_subset_mask`` on the pool's total rewards)."""
