@@ -109,3 +109,25 @@ def test_shell_pipeline_produces_the_same_stage_outputs(uninterrupted, warm_poli
     again = subprocess.run(["bash", str(REPO / "scripts" / "pipeline.sh"), str(config)], env=env,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_loop_process_inside_iteration_2_grpo_then_resume(uninterrupted, warm_policy, synth_task,
+                                                                         tmp_path):
+    """A real ``veripo loop`` process SIGKILLed once iteration 2's GRPO has logged a step, then ``--resume``d:
+    the same files, the same pairs and the same iteration-2 rollouts as the uninterrupted loop."""
+    from kill_fixtures import lines_in, run_ok, sigkill_when, veripo_cmd
+
+    run_a, _ = uninterrupted
+    run_b = tmp_path / "b"
+    config = tmp_path / "loop.yaml"
+    config.write_text(yaml.safe_dump(loop_dict(warm_policy, synth_task, run_b)))
+    cmd = veripo_cmd("loop", "-c", str(config))
+    sigkill_when(cmd, lambda: lines_in(run_b / "iter-2" / "grpo" / "metrics.jsonl") >= 1)
+    assert not (run_b / "iter-2" / "grpo" / "final").exists()
+    run_ok(cmd + ["--resume"])
+    assert outputs(run_b) == outputs(run_a)
+    for rel in ("iter-1/verify/pairs.jsonl", "iter-2/verify/pairs.jsonl"):
+        assert (run_b / rel).read_text() == (run_a / rel).read_text(), rel
+    responses = lambda d: [r["response"] for r in read_jsonl(d / "iter-2" / "grpo" / "rollouts.jsonl")]
+    assert responses(run_b) == responses(run_a)
