@@ -49,7 +49,7 @@ class DemoConfig:
         # the NLL term is what keeps accuracy while the inconsistency falls (nll_coef 0.1 -> 1.0: sampled
         # inconsistency after DPO 38% -> 8%, sampled accuracy 78% -> 97%)
         "dpo": {"optim": {"lr": 2e-4, "micro_batch_size": 32}, "batch_size": 16, "epochs": 2.0,
-                "loss": {"names": ["sigmoid"], "beta": 0.1, "nll_coef": 1.0}, "tensorboard": False},
+                "loss": {"names": ["sigmoid"], "beta": 0.1, "nll_coef": 1.0}, "run": {"tensorboard": False}},
         "eval": {"max_new_tokens": MAX_NEW_TOKENS, "batch_size": 48}})
     quick: bool = doc("The under-2-minute variant (tests, CI): fewer rows and steps.", False)
 
