@@ -28,7 +28,7 @@ class DemoConfig:
     video: dict[str, Any] = doc("VideoSampling shared by every stage.", default_factory=lambda: {
         "num_frames": FRAMES, "min_pixels": 3136, "max_pixels": 3136})
     sft: dict[str, Any] = doc("SFTConfig fields for the warm start (veripo sft --show-config).", default_factory=lambda: {
-        "steps": 900, "batch_size": 16, "optim": {"lr": 1e-3, "warmup_steps": 10},
+        "run": {"steps": 900}, "batch_size": 16, "optim": {"lr": 1e-3, "warmup_steps": 10},
         # every (type, answer) class of val >= 3/8 and overall >= 55%: past chance on every type, below the
         # ceiling (the rule the probe suggested; an aggregate rule stops while a type is still at chance)
         "stop": {"eval_every": 50, "min_steps": 150, "min_accuracy": 0.55, "min_class_accuracy": 0.34,
@@ -57,7 +57,7 @@ class DemoConfig:
 QUICK = {
     "task": {"n_train": 192, "n_val": 48, "n_test": 48},
     # fewer val checks, and a lower bar: in the quick run the temporal types are only starting to learn
-    "sft": {"steps": 250, "stop": {"eval_every": 50, "min_accuracy": 0.45, "min_class_accuracy": 0.0}},
+    "sft": {"run": {"steps": 250}, "stop": {"eval_every": 50, "min_accuracy": 0.45, "min_class_accuracy": 0.0}},
     "loop": {"iterations": 2, "grpo": {"optim": {"lr": 1e-4}, "run": {"steps": 12}}, "dpo": {"batch_size": 8}},
 }
 
