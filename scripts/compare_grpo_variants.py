@@ -6,7 +6,8 @@
 Per seed: the demo's task, kit and warm start (``veripo demo``'s own config and dotted overrides; ``--quick``: the
 quick demo's), then one GRPO run per arm from that warm start with the demo's GRPO settings, the learning rate
 held constant, stopped by ``run.time_limit_s`` after ``--seconds`` of training (``--clock cpu``: the process's CPU
-seconds, fair between arms on a shared machine; ``wall``: elapsed seconds). Arms:
+seconds with one torch thread while an arm trains -- fair between arms on a shared machine, where a second thread's
+spin-waiting would bill the other processes' load to the arm; ``wall``: elapsed seconds). Arms:
 
 * ``grpo``   -- plain GRPO (G rollouts per prompt, the demo's estimator);
 * ``sol_rl`` -- ``rollout.cheap_pool``: 2G candidates per prompt from an int8 copy of the policy, the best G/2 and
@@ -38,7 +39,9 @@ METRICS = (("accuracy", "greedy acc", True), ("sampled_accuracy", "sampled acc",
            ("sampled_inconsistency_rate", "inconsistency (sampled)", True), ("response_tokens", "tokens", False))
 
 
-def run_arm(cfg, prep: dict[str, Any], arm: str, seconds: float, clock: str) -> dict[str, Any]:
+def run_arm(cfg, prep: dict[str, Any], arm: str, seconds: float, clock: str, threads: int | None) -> dict[str, Any]:
+    import torch
+
     from veripo.config import merge
     from veripo.demo.cli import loop_config
     from veripo.loop.stages import run_eval, run_grpo
@@ -48,7 +51,13 @@ def run_arm(cfg, prep: dict[str, Any], arm: str, seconds: float, clock: str) -> 
                   "optim": {"schedule": "constant"}}, ARMS[arm])
     lcfg = loop_config(cfg, prep, run_dir, iterations=1, grpo=grpo)
     print(f"[seed {cfg.seed} {arm}] GRPO for {seconds:.0f} {clock} seconds -> {run_dir}", flush=True)
-    summary = run_grpo(lcfg, 1)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        summary = run_grpo(lcfg, 1)
+    finally:
+        torch.set_num_threads(before)
     final = run_dir / "iter-1" / "grpo" / "final"
     result = run_eval(lcfg, str(final), run_dir / "eval")
     load = os.getloadavg()[0]
@@ -90,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--seconds", type=float, default=120.0, help="training seconds per arm")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    p.add_argument("--arm-threads", type=int, default=None,
+                   help="torch intra-op threads while an arm trains (default: 1 with --clock cpu, else unchanged). "
+                        "With 2 threads on a shared machine OpenMP spin-waits at its barriers while the other "
+                        "thread is descheduled, which inflates CPU seconds by the load: one thread keeps them fair")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--quick", action="store_true", help="the quick demo's task and warm start")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="DemoConfig overrides, as for veripo demo")
@@ -117,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         entry: dict[str, Any] = {"seed": seed, "warm_start": run_eval(start_cfg, str(prep["sft_dir"] / "final"),
                                                                       prep["out"] / "warm-start" / "eval")}
         for arm in arms:
-            entry[arm] = run_arm(one, prep, arm, args.seconds, args.clock)
+            threads = args.arm_threads or (1 if args.clock == "cpu" else None)
+            entry[arm] = run_arm(one, prep, arm, args.seconds, args.clock, threads)
             atomic_write_json(out / "variants.json", results + [entry])
         results.append(entry)
     atomic_write_text(out / "variants.md", markdown(results, arms, args.seconds, args.clock))
