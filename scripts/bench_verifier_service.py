@@ -205,6 +205,43 @@ def run_load(host: str, port: int, bodies: list[bytes], batch: int, clients: int
             "mean_ms": statistics.fmean(lat) * 1e3 if lat else float("nan")}
 
 
+def server_split(bodies: list[bytes], max_batch: int = 256) -> dict:
+    """Median ms per body of each part of the service's ``/v1/verify`` work, in this process (no HTTP): JSON parse,
+    request model, row parsing, ``Verifier.verify``, and the response as the service now builds it vs the
+    ``jsonable_encoder`` walk of ``dataclasses.asdict`` verdicts that FastAPI did before (issue 19, item 5)."""
+    import dataclasses
+
+    from fastapi.encoders import jsonable_encoder
+    from starlette.responses import JSONResponse
+
+    from veripo.verifier.pipeline import Verifier
+    from veripo.verifier.service import VerifyRequest, _json_response, _parse_rows
+
+    parts: dict[str, list[float]] = {k: [] for k in ("json", "model", "parse", "verify", "response", "response_before")}
+    for body in bodies:
+        t0 = time.perf_counter()
+        data = json.loads(body)
+        t1 = time.perf_counter()
+        req = VerifyRequest.model_validate(data)
+        t2 = time.perf_counter()
+        records = _parse_rows(req.rollouts, max_batch)
+        t3 = time.perf_counter()
+        verdicts = Verifier().verify(records)
+        t4 = time.perf_counter()
+        now = _json_response({"verdicts": [v.to_dict() for v in verdicts]}).body
+        t5 = time.perf_counter()
+        before = JSONResponse(jsonable_encoder({"verdicts": [dataclasses.asdict(v) for v in verdicts]})).body
+        t6 = time.perf_counter()
+        if json.loads(now) != json.loads(before):
+            raise RuntimeError("the two response paths disagree")
+        for k, a, b in zip(parts, (t0, t1, t2, t3, t4, t5), (t1, t2, t3, t4, t5, t6)):
+            parts[k].append(b - a)
+    ms = {k: statistics.median(v) * 1e3 for k, v in parts.items()}
+    common = ms["json"] + ms["model"] + ms["parse"] + ms["verify"]
+    return {**ms, "batch_ms": common + ms["response"], "batch_ms_before": common + ms["response_before"],
+            "ratio": (common + ms["response_before"]) / (common + ms["response"])}
+
+
 def report(results: list[dict]) -> str:
     lines = ["| clients | batch | requests | rollouts/s | p50 ms | p99 ms | errors |", "|---" * 7 + "|"]
     for r in results:
@@ -221,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rollouts", type=int, default=32768,
                    help="distinct rollouts (more than one client count's run sends, so the cache never answers)")
     p.add_argument("--words", type=int, default=120, help="words per response (about)")
+    p.add_argument("--split", type=int, default=40, help="bodies to time in-process part by part first (0: none)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     import veripo  # noqa: F401
@@ -229,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     bodies = request_bodies(n_bodies, args.batch, args.words)
     print(f"{n_bodies * args.batch} distinct rollouts in {n_bodies} bodies of {args.batch} "
           f"({statistics.fmean(len(b) for b in bodies) / args.batch / 1024:.1f} KiB a rollout)", flush=True)
+    if args.split:
+        print(f"server-side split, ms per body: {json.dumps(server_split(bodies[:args.split]))}", flush=True)
     results = []
     for c in args.clients:  # a fresh service for each client count: its verdict cache starts empty
         with Service(max_batch=args.batch) as (host, port):

@@ -55,3 +55,9 @@ def test_run_load_reports_refused_batches_as_errors(service):
     r = bench.run_load(host, port, bench.request_bodies(3, batch=9, words=20), batch=9, clients=1, seconds=0.3,
                        warmup_s=0.0)
     assert r["requests"] == 0 and r["errors"] > 0 and "413" in r["error_sample"][0]
+
+
+def test_server_split_times_every_part_and_both_response_paths_agree():
+    split = bench.server_split(bench.request_bodies(2, batch=8, words=30), max_batch=8)
+    assert set(split) >= {"json", "model", "parse", "verify", "response", "response_before", "batch_ms", "ratio"}
+    assert all(split[k] > 0 for k in ("json", "parse", "verify", "response", "response_before"))
