@@ -1,12 +1,15 @@
 """Load generator: the verifier service's throughput over HTTP on loopback with the rule judge.
 
-    python scripts/bench_verifier_service.py [--batch 256] [--clients 1 8 32] [--seconds 5] [--json out.json]
+    python scripts/bench_verifier_service.py [--batch 256] [--clients 1 8 32] [--seconds 4] [--split 40] [--json F]
 
 For each client count, starts the real service afresh (``veripo serve-verifier`` in its own process, rule judge, no
 auth on 127.0.0.1, an empty verdict cache), checks that one batch comes back with the same verdicts as the in-process
-``Verifier``, then runs that many threads for ``--seconds`` (after a short warm-up), each posting ``POST /v1/verify`` batches of ``--batch`` rollouts
-back to back on its own keep-alive connection. Reported per client count: rollouts/s (verdicts returned / wall
-time), requests, p50 / p99 request latency, errors. Every response is checked: HTTP 200 and one verdict per rollout.
+``Verifier``, then runs that many threads for ``--seconds`` (after a short warm-up), each posting ``POST /v1/verify``
+batches of ``--batch`` rollouts back to back on its own keep-alive connection. Reported per client count: rollouts/s
+(verdicts returned / wall time), requests, p50 / p99 request latency, errors. Every response is checked: HTTP 200
+and one verdict per rollout.
+
+First (``--split``), the service's per-batch work is timed part by part in this process (:func:`server_split`).
 
 The rollouts are realistic GRPO records (what ``rollouts.jsonl`` holds): the example task rows of
 ``veripo.verifier.examples`` (multiple choice, numeric; consistent, inconsistent, repetitive, badly formatted,

@@ -213,13 +213,15 @@ def report(cases: dict, share: dict | None) -> str:
         ms = r["ms"]
         lines.append(f"| {name} | {r['videos']} | {ms['qwen']:.2f} | {ms['ours_first']:.2f} | "
                      f"**{r['first_ratio']:.2f}x** | {ms['ours_cached']:.4f} | **{r['cached_ratio']:.0f}x** | "
-                     f"{r.get('first_inputs_ratio', float('nan')):.2f}x | {r.get('cached_inputs_ratio', float('nan')):.1f}x"
+                     f"{r.get('first_inputs_ratio', float('nan')):.2f}x | "
+                     f"{r.get('cached_inputs_ratio', float('nan')):.1f}x"
                      f" | {r['max_abs_diff']:g}{'' if r['identical'] else ' (NOT identical)'} |")
     if share:
         lines.append("")
         lines.append(f"GRPO step ({share['prompts']} x {share['group']} x {share['tokens']}, median of steps 2..."
                      f"{share['steps']}): {share['median_step_s']:.3f} s; data loading (prompt_batch) "
-                     f"{share['median_prompt_batch_s'] * 1e3:.1f} ms = **{100 * share['share']:.2f}%**, of which frames "
+                     f"{share['median_prompt_batch_s'] * 1e3:.1f} ms = **{100 * share['share']:.2f}%**, "
+                     "of which frames "
                      f"(FrameCache.get) {share['median_frames_s'] * 1e3:.1f} ms = {100 * share['frames_share']:.2f}%; "
                      f"cache {share['cache']}")
     return "\n".join(lines)
