@@ -106,3 +106,17 @@ def test_repetition_rule_and_cleaning():
 def test_check_rollout_without_judge_is_unjudged_until_judged():
     v = check_rollout(rollout("<think>x so B</think><answer>B</answer>"), VerifierConfig())
     assert v.consistency == "unjudged" and v.content_hash
+
+
+def test_verdict_to_dict_is_asdict_with_its_own_reasons_list():
+    import dataclasses
+
+    from veripo.verifier.examples import example_rollouts
+
+    verdicts = Verifier().verify(example_rollouts())
+    assert any(v.reasons for v in verdicts)
+    for v in verdicts:
+        d = v.to_dict()
+        assert d == dataclasses.asdict(v) and list(d) == list(dataclasses.asdict(v))
+        d["reasons"].append("x")
+        assert "x" not in v.reasons  # a copy, as asdict gives

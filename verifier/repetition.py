@@ -17,6 +17,7 @@ import re
 from collections import Counter
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?。])\s+|\n+")
+_NON_WORD = re.compile(r"[^\w]+")
 
 
 @dataclasses.dataclass
@@ -32,7 +33,7 @@ def _sentences(text: str) -> list[str]:
 
 
 def _norm_sentence(s: str) -> str:
-    return " ".join(re.sub(r"[^\w]+", " ", s.lower()).split())
+    return " ".join(_NON_WORD.sub(" ", s.lower()).split())
 
 
 def repetition_check(text: str | None, ngram: int = 4, max_ngram_ratio: float = 0.3,

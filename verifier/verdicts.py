@@ -44,7 +44,11 @@ class Verdict:
     content_hash: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a plain dict (``reasons`` copied): what ``dataclasses.asdict`` gives, without its
+        recursive deep copy (the service returns thousands of verdicts a second)."""
+        d = {name: getattr(self, name) for name in _FIELD_NAMES}
+        d["reasons"] = list(self.reasons)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Verdict":
@@ -55,6 +59,9 @@ class Verdict:
         """The fields a pair's provenance keeps."""
         return {k: getattr(self, k) for k in ("accuracy", "correct", "format_ok", "consistency", "judge",
                                               "repetitive", "repetition_score", "think_tokens", "reasons")}
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Verdict))
 
 
 def finalize(v: Verdict, accept_unknown: bool = True) -> Verdict:
