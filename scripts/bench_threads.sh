@@ -15,7 +15,8 @@ if [ "$MODE" = load ]; then
   for _ in $(seq "$LOAD"); do "$PY" -c "while True: pass" & pids+=($!); done
   sleep "${LOAD_WARMUP_S:-5}"
 fi
-off='import veripo.train.threads as t; t.apply_threads = lambda *a, **k: None'   # before: torch's own default
+# before: torch's own default (the stage still logs a choice: what torch uses)
+off='import torch, veripo.train.threads as t; t.apply_threads = lambda *a, **k: t.ThreadChoice(torch.get_num_threads(), torch.get_num_interop_threads(), "torch default")'
 on='pass'
 [ "$WHICH" = before ] && setup=$off || setup=$on
 echo "start $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
