@@ -52,28 +52,42 @@ def step_clock(marks: list[float]):
     return wrap
 
 
-def run_ours(args, data_file: str, out_dir: Path) -> dict:
+def sized_ids(tokenizer, text: str, n: int) -> list[int]:
+    """``text``'s tokens repeated or cut to ``n`` tokens, the last one the response end token."""
+    from veripo.models.tokenizer import response_end_id
+
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return (ids * (n // len(ids) + 1))[: n - 1] + [response_end_id(tokenizer)]
+
+
+def run_ours(args, data_file: str, out_dir: Path, overrides: tuple[str, ...] = (),
+             response_tokens: int | None = None) -> dict:
+    """Our DPO run; ``overrides``: extra config settings; ``response_tokens``: every chosen and rejected response
+    is given as exactly that many token ids (its templated text repeated or cut), instead of as text."""
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(getattr(args, "threads", 2))
     from veripo.config import load_config
     from veripo.dpo.config import DPOConfig
     from veripo.dpo.trainer import DPOTrainer
+    from veripo.models.load import load_processor
     from veripo.records import PairRecord
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = pair_rows(data_file, args.pairs * 2)
+    tok = load_processor(args.kit).tokenizer if response_tokens else None
+    ids = (lambda text: sized_ids(tok, text, response_tokens)) if tok else (lambda text: None)
     pairs_file = out_dir / "pairs.jsonl"
     pairs_file.write_text("".join(json.dumps(PairRecord(
         pair_id=f"p{i:03d}", prompt_id=r["sample"].problem_id, kind="quality", sample=r["sample"],
-        prompt=r["sample"].problem, chosen=r["chosen"], rejected=r["rejected"]).to_dict()) + "\n"
-        for i, r in enumerate(rows)))
+        prompt=r["sample"].problem, chosen=r["chosen"], rejected=r["rejected"], chosen_ids=ids(r["chosen"]),
+        rejected_ids=ids(r["rejected"])).to_dict()) + "\n" for i, r in enumerate(rows)))
     t0 = time.perf_counter()
     cfg = load_config(DPOConfig, None, [
         f"model.path={args.kit}", "model.device=cpu", f"pairs_file={pairs_file}", f"run.out_dir={out_dir / 'run'}",
         f"batch_size={args.pairs}", f"epochs={args.steps / 2}", "heldout_fraction=0", "run.tensorboard=false",
         "run.save_every=0", "loss.names=[sigmoid]", "loss.beta=0.1", "optim.lr=1e-6", "optim.micro_batch_size=16",
-        "video.num_frames=8", "video.min_pixels=3136", "video.max_pixels=3136"])
+        "video.num_frames=8", "video.min_pixels=3136", "video.max_pixels=3136", *overrides])
     trainer = DPOTrainer(cfg)
     init_s = time.perf_counter() - t0
     marks: list[float] = []

@@ -34,15 +34,16 @@ RUNS = ("ours-text", "trl-text", "ours-video")
 
 
 # ----------------------------------------------------------------------------------------------- setup
-def prepare(work: Path, n_rows: int) -> dict[str, str]:
-    """Synthetic task (videos + rows), a text-only copy of the rows, and a tiny kit whose tokenizer knows the task."""
+def prepare(work: Path, n_rows: int, clip: dict | None = None, kit_spec=None) -> dict[str, str]:
+    """Synthetic task (videos + rows), a text-only copy of the rows, and a tiny kit whose tokenizer knows the task.
+    ``clip``: SynthSpec fields of the videos (``frames``, ``size``); ``kit_spec``: a TinyModelSpec (default one)."""
     import veripo  # noqa: F401  (torchvision shim)
     from veripo.data.synthetic import SynthSpec, generate_task, task_corpus
     from veripo.models import build_tiny_kit
 
-    spec = SynthSpec(n_train=n_rows, n_val=2, n_test=2, types=("color",))
+    spec = SynthSpec(n_train=n_rows, n_val=2, n_test=2, types=("color",), **(clip or {}))
     files = generate_task(work / "task", spec, progress=False)
-    kit = build_tiny_kit(work / "kit", corpus=task_corpus(spec))
+    kit = build_tiny_kit(work / "kit", spec=kit_spec, corpus=task_corpus(spec))
     text_rows = []
     for line in files.splits["train"].read_text().splitlines():
         row = json.loads(line)
@@ -59,11 +60,12 @@ def peak_rss_mb() -> float:
 
 
 # ----------------------------------------------------------------------------------------------- workers
-def run_ours(args, data_file: str, out_dir: Path) -> dict:
+def run_ours(args, data_file: str, out_dir: Path, overrides: tuple[str, ...] = ()) -> dict:
+    """Our GRPO run on ``data_file``; ``overrides``: extra config settings (``video.num_frames=16``, ...)."""
     import veripo  # noqa: F401
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(getattr(args, "threads", 2))
     from veripo.config import load_config
     from veripo.grpo.config import GRPOConfig
     from veripo.grpo.trainer import GRPOTrainer
@@ -75,6 +77,7 @@ def run_ours(args, data_file: str, out_dir: Path) -> dict:
         f"rollout.max_new_tokens={args.tokens}", f"rollout.batch_size={args.prompts}", "rollout.temperature=1.0",
         "algo.beta=0.0", "algo.loss_agg_mode=dapo", "optim.micro_batch_size=16", "optim.lr=1e-6",
         f"run.steps={args.steps}", "run.save_every=0", "run.tensorboard=false", f"run.out_dir={out_dir}",
+        *overrides,
     ])
     trainer = GRPOTrainer(cfg)
     init_s = time.perf_counter() - t0
@@ -181,7 +184,7 @@ def run_worker(script: str, name: str, args, paths: dict[str, str], extra: list[
            "--text-file", paths["text_file"], "--video-file", paths["video_file"], "--steps", str(args.steps),
            *extra]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TQDM_DISABLE="1",
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="2")
+               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(getattr(args, "threads", 2)))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
