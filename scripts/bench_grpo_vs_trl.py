@@ -123,7 +123,8 @@ def run_trl(args, data_file: str, out_dir: Path) -> dict:
     model, processor = load_policy(args.kit, device="cpu")
     tok = processor.tokenizer
     rows = [json.loads(line) for line in Path(data_file).read_text().splitlines() if line.strip()]
-    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": question_text(r)}], "row": json.dumps(r)}
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": question_text(Sample.from_dict(r))}],
+                                  "row": json.dumps(r)}
                                  for r in rows])
     def reward_total(completions, row, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
