@@ -94,13 +94,20 @@ class SynthSpec:
     flawed_wrong: float = doc("Fraction of train rows whose response is consistent but wrong.", 0.0)
     flawed_reflective: float = doc("Fraction of train rows whose response reasons to a wrong value, then corrects "
                                    "itself ('Wait, ...') and answers the truth.", 0.0)
+    flawed_types: tuple[str, ...] = doc("Task types whose train rows may get the flawed_* responses (the fractions are "
+                                        "of those rows); empty = every type. A type at the edge of learnability "
+                                        "learns far slower with flawed rows (docs/demo-results.md).", ())
 
     def __post_init__(self) -> None:
         self.types = tuple(self.types)
         self.mix = tuple(float(w) for w in self.mix)
+        self.flawed_types = tuple(self.flawed_types)
         bad = [t for t in self.types if t not in TASKS]
         if not self.types or bad:
             raise ConfigError(f"types: {bad or 'empty'} not valid; choose from {list(TASKS)}")
+        if not set(self.flawed_types) <= set(self.types):
+            raise ConfigError(f"flawed_types: {sorted(set(self.flawed_types) - set(self.types))} not among types "
+                              f"{list(self.types)}")
         if len(set(self.types)) != len(self.types):
             raise ConfigError(f"types: duplicate entries in {list(self.types)}")
         if self.mix and (len(self.mix) != len(self.types) or min(self.mix) < 0 or sum(self.mix) <= 0):
@@ -273,11 +280,15 @@ def _allocate(n: int, weights: list[float]) -> list[int]:
     return counts
 
 
-def _response_kinds(spec: SynthSpec, split: str, n: int, rng: np.random.Generator) -> list[str]:
-    kinds = ["correct"] * n
+def _response_kinds(spec: SynthSpec, split: str, tasks: list[str], rng: np.random.Generator) -> list[str]:
+    """Each row's response kind: the flawed_* fractions of the train rows whose task may be flawed, the rest
+    correct."""
+    kinds = ["correct"] * len(tasks)
     if split != "train":
         return kinds
-    order = [int(i) for i in rng.permutation(n)]
+    eligible = [i for i, t in enumerate(tasks) if not spec.flawed_types or t in spec.flawed_types]
+    n = len(eligible)
+    order = [eligible[int(i)] for i in rng.permutation(n)]
     start = 0
     for kind, frac in (("inconsistent", spec.flawed_inconsistent), ("repetitive", spec.flawed_repetitive),
                        ("wrong", spec.flawed_wrong), ("reflective", spec.flawed_reflective)):
@@ -304,7 +315,7 @@ def build_rows(spec: SynthSpec, split: str) -> list[dict[str, Any]]:
     weights = list(spec.mix) or [1.0] * len(spec.types)
     tasks = [t for t, c in zip(spec.types, _allocate(n, weights)) for _ in range(c)]
     tasks = [tasks[int(i)] for i in split_rng.permutation(n)]
-    kinds = _response_kinds(spec, split, n, split_rng)
+    kinds = _response_kinds(spec, split, tasks, split_rng)
     seen = {t: 0 for t in spec.types}
     rows = []
     for i, (task, kind) in enumerate(zip(tasks, kinds)):

@@ -226,3 +226,23 @@ def test_synth_cli_writes_the_tokenizer_corpus_build_tiny_reads(tmp_path):
         if row["response_kind"] == "correct":
             assert row["response"] in lines
     assert any("Wait, " in line for line in lines)  # the reflective responses too
+
+
+def test_flawed_types_limits_the_flawed_responses_to_those_tasks_and_leaves_the_default_unchanged():
+    base = dict(types=("color", "direction", "order"), n_train=90, n_val=0, n_test=0, seed=3,
+                flawed_inconsistent=0.2, flawed_repetitive=0.1, flawed_reflective=0.1)
+    every = build_rows(SynthSpec(**base), "train")
+    some = build_rows(SynthSpec(**base, flawed_types=("color", "order")), "train")
+    kind = lambda r: r["response_kind"]
+    task = lambda r: r["task"]
+    assert {task(r) for r in every if kind(r) != "correct"} == {"color", "direction", "order"}
+    assert {task(r) for r in some if kind(r) != "correct"} == {"color", "order"}
+    eligible = sum(task(r) in ("color", "order") for r in some)
+    assert sum(kind(r) != "correct" for r in some) == round(0.2 * eligible) + round(0.1 * eligible) * 2
+    assert [task(r) for r in some] == [task(r) for r in every]  # the same rows and videos, only responses differ
+    # the default (every type) draws exactly as before: the flawed rows of a one-type task are unchanged
+    one = dict(types=("color",), n_train=40, n_val=0, n_test=0, seed=1, flawed_inconsistent=0.25)
+    assert [kind(r) for r in build_rows(SynthSpec(**one), "train")] == \
+        [kind(r) for r in build_rows(SynthSpec(**one, flawed_types=("color",)), "train")]
+    with pytest.raises(ConfigError, match="flawed_types"):
+        SynthSpec(types=("color",), flawed_types=("order",))

@@ -137,3 +137,18 @@ def test_compare_script_tables_and_plot(tmp_path):
     assert "| loop | 80.0% ± 0.0 (80.0..80.0) |" in md and "quality + reflective pairs" in md
     mod.plot(results, tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 1000
+
+
+def test_a_dotted_override_changes_one_demo_setting_and_keeps_the_rest():
+    """Before: ``task.types=[direction]`` replaced the whole task section (frames 8, 256 rows, other flawed
+    fractions: the task generator's defaults) and ``loop.grpo.run.steps=5`` dropped every other GRPO setting."""
+    from veripo.demo.config import DemoConfig, demo_config
+
+    default = DemoConfig()
+    task = demo_config(False, ["task.types=[direction]"]).task
+    assert task == {**default.task, "types": ["direction"]}
+    grpo = demo_config(False, ["loop.grpo.run.steps=5"]).loop["grpo"]
+    assert grpo["run"]["steps"] == 5 and grpo["rollout"] == default.loop["grpo"]["rollout"]
+    assert grpo["optim"] == default.loop["grpo"]["optim"] and grpo["run"]["save_every"] == 20
+    quick = demo_config(True, ["loop.grpo.run.steps=5"])
+    assert quick.loop["grpo"]["optim"]["lr"] == 1e-4 and quick.sft["run"]["steps"] == 250

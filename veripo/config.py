@@ -153,6 +153,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     if data is None:
         data = {}
     data = _moved_keys(cls, data, prefix)
+    data = _merged_defaults(cls, data)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
@@ -167,6 +168,21 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         raise ConfigError(f"{prefix}{e}") from None
     _run_check(obj, prefix)
     return obj
+
+
+def _merged_defaults(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Mapping fields a config class lists in ``MERGE_DEFAULTS`` (e.g. the demo's ``task`` and ``loop``): a given
+    value is deep-merged into the field's default, so ``loop.grpo.run.steps=5`` changes one setting instead of
+    replacing the whole default section. Other mapping fields (``reward.weights``, ``*_kwargs``) are replaced."""
+    names = getattr(cls, "MERGE_DEFAULTS", ())
+    if not names or not any(isinstance(data.get(k), dict) for k in names):
+        return data
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = dict(data)
+    for k in names:
+        if isinstance(out.get(k), dict) and fields[k].default_factory is not dataclasses.MISSING:
+            out[k] = merge(fields[k].default_factory(), out[k])
+    return out
 
 
 def _moved_keys(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -18,6 +18,12 @@ MAX_NEW_TOKENS = 56  # a correct response is 23-28 tokens, a reflective one 43-5
 
 @dataclasses.dataclass
 class DemoConfig:
+    """The demo's sections are mappings handed to other configs; a YAML file or dotted override is merged into
+    their defaults (``MERGE_DEFAULTS``), so ``task.types=[direction]`` keeps the demo's frames, rows and flawed
+    fractions."""
+
+    MERGE_DEFAULTS = ("task", "tiny_model", "video", "sft", "loop")
+
     out_dir: str = doc("Run directory (task/, kit/, sft/, loop/, report.md, plots).", "runs/demo")
     seed: int = doc("Seed for data, init, sampling.", 0)
     model_path: str | None = doc("Start from this checkpoint instead of building the tiny model (skips the kit).", None)
