@@ -105,9 +105,9 @@ class SynthSpec:
         bad = [t for t in self.types if t not in TASKS]
         if not self.types or bad:
             raise ConfigError(f"types: {bad or 'empty'} not valid; choose from {list(TASKS)}")
-        if not set(self.flawed_types) <= set(self.types):
-            raise ConfigError(f"flawed_types: {sorted(set(self.flawed_types) - set(self.types))} not among types "
-                              f"{list(self.types)}")
+        if not set(self.flawed_types) <= set(TASKS):  # a type not in this task's mix is simply never drawn
+            raise ConfigError(f"flawed_types: {sorted(set(self.flawed_types) - set(TASKS))} not valid; choose from "
+                              f"{list(TASKS)}")
         if len(set(self.types)) != len(self.types):
             raise ConfigError(f"types: duplicate entries in {list(self.types)}")
         if self.mix and (len(self.mix) != len(self.types) or min(self.mix) < 0 or sum(self.mix) <= 0):

@@ -245,4 +245,7 @@ def test_flawed_types_limits_the_flawed_responses_to_those_tasks_and_leaves_the_
     assert [kind(r) for r in build_rows(SynthSpec(**one), "train")] == \
         [kind(r) for r in build_rows(SynthSpec(**one, flawed_types=("color",)), "train")]
     with pytest.raises(ConfigError, match="flawed_types"):
-        SynthSpec(types=("color",), flawed_types=("order",))
+        SynthSpec(types=("color",), flawed_types=("colour",))  # a misspelt type
+    only_direction = dict(types=("direction",), n_train=20, n_val=0, n_test=0, flawed_inconsistent=0.5)
+    rows = build_rows(SynthSpec(**only_direction, flawed_types=("color",)), "train")  # no eligible row: all correct
+    assert {kind(r) for r in rows} == {"correct"}

@@ -29,7 +29,9 @@ class DemoConfig:
     model_path: str | None = doc("Start from this checkpoint instead of building the tiny model (skips the kit).", None)
     task: dict[str, Any] = doc("SynthSpec fields (veripo data synth --show-config).", default_factory=lambda: {
         "types": TYPES, "frames": FRAMES, "n_train": 512, "n_val": 96, "n_test": 96, "square": 24,
-        "flawed_inconsistent": 0.10, "flawed_repetitive": 0.05, "flawed_reflective": 0.10})
+        "flawed_inconsistent": 0.10, "flawed_repetitive": 0.05, "flawed_reflective": 0.10,
+        # flawed responses on colour and order rows only: on direction they stall its warm start (docs/demo-results.md)
+        "flawed_types": ["color", "order"]})
     tiny_model: dict[str, Any] = doc("TinyModelSpec fields.", default_factory=dict)
     video: dict[str, Any] = doc("VideoSampling shared by every stage.", default_factory=lambda: {
         "num_frames": FRAMES, "min_pixels": 3136, "max_pixels": 3136})
