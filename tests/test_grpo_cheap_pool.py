@@ -55,7 +55,7 @@ def test_a_step_samples_the_pool_with_an_int8_copy_and_trains_the_subset_with_is
     trainer = GRPOTrainer(cfg)
     engines = []
     real = trainer.rollout.pool.engine_for_step
-    trainer.rollout.pool.engine_for_step = lambda engine: engines.append(real(engine)) or engines[-1]
+    trainer.rollout.pool.engine_for_step = lambda engine, step: engines.append(real(engine, step)) or engines[-1]
     pools = []
     real_keep = phase.keep_pool_subset
     monkeypatch.setattr(phase, "keep_pool_subset",
@@ -124,5 +124,9 @@ def test_an_int8_copy_with_nothing_quantised_is_refused(tiny_kit_dir):  # noqa: 
     engine = HFEngine.build(EngineSpec(name="hf", model_path=str(tiny_kit_dir)), model, processor)
     pool = CheapPool(CheapPoolConfig(pool_size=4, keep_float=["model", "lm_head"]), group_size=2)
     with pytest.raises(QuantizationError, match="no quantised Linear"):
-        pool.engine_for_step(engine)
-    assert CheapPool(CheapPoolConfig(pool_size=4), group_size=2).engine_for_step(engine).model is not model
+        pool.engine_for_step(engine, 0)
+    int8 = CheapPool(CheapPoolConfig(pool_size=4), group_size=2)
+    first = int8.engine_for_step(engine, 0)
+    assert first.model is not model
+    assert int8.engine_for_step(engine, 0) is first  # one copy per step, reused by the step's later calls
+    assert int8.engine_for_step(engine, 1) is not first  # a new step copies the updated weights

@@ -97,8 +97,8 @@ class ValueCritic:
             metrics["vf_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.heads.parameters(), self.cfg.grad_clip))
             self.optimizer.step()
         self._states = self._values = None
-        values_mean = float(target[mask > 0].mean()) if bool((mask > 0).any()) else 0.0
-        return {f"value/{k}": float(v) for k, v in {**metrics, "return_mean": values_mean}.items()}
+        return_mean = float(target[mask > 0].mean()) if bool((mask > 0).any()) else 0.0
+        return {f"value/{k}": float(v) for k, v in {**metrics, "return_mean": return_mean}.items()}
 
     # ---------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:

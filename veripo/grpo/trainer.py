@@ -25,6 +25,7 @@ gradient equals the one-process gradient; metrics are averaged over ranks and ra
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from contextlib import nullcontext
@@ -401,8 +402,8 @@ class GRPOTrainer(TrainingStage):
         cfg = self.cfg
         group_ids, keep = adv.group_ids, adv.keep
         device = model_device(self.model)
-        if adv.train_mask is not None:
-            batch.completion_mask = batch.completion_mask * adv.train_mask.to(device)
+        if adv.train_mask is not None:  # a copy: the step's sequences stay as built (the critic reads them)
+            batch = dataclasses.replace(batch, completion_mask=batch.completion_mask * adv.train_mask.to(device))
         n = len(batch)
         chunks = micro_batches(group_ids.tolist(), cfg.optim.micro_batch_size,
                                whole_groups=cfg.algo.policy_loss == "drpo")  # DRPO normalises within groups

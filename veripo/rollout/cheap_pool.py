@@ -1,7 +1,7 @@
 """Sol-RL's exploration step in the rollout phase: a large candidate pool from a cheap engine, a contrastive subset.
 
     pool = CheapPool(cfg.rollout.cheap_pool, group_size)
-    engine = pool.engine_for_step(policy_engine)        # int8 copy of the current policy (quantize=int8) or itself
+    engine = pool.engine_for_step(policy_engine, step)  # int8 copy of the current policy (quantize=int8) or itself
     groups = generate_groups(engine, samples, [pool.pool_size] * n, params, batch)
     keep = pool.subset(scores["total"], group_ids)      # top keep_top + bottom keep_bottom per prompt
 
@@ -83,13 +83,17 @@ class CheapPool:
         self.pool_size = cfg.pool_size
         self.keep_top, self.keep_bottom = cfg.kept(group_size)
         self.last_quantize_s = 0.0
+        self._cheap: tuple[int, Any] | None = None  # (step, engine): the copy is made once per step
 
-    def engine_for_step(self, engine: Any) -> Any:
-        """The engine that samples this step's pool: an int8 copy of the policy ``engine`` samples (re-made now,
-        from the current weights), or ``engine`` itself with ``quantize: none``."""
+    def engine_for_step(self, engine: Any, step: int) -> Any:
+        """The engine that samples step ``step``'s pool: an int8 copy of the policy ``engine`` samples, made from
+        the current weights at the step's first generation call and reused by its later calls (a refill batch, a
+        retry without an unreadable video); ``engine`` itself with ``quantize: none``."""
         if self.cfg.quantize == "none":
             self.last_quantize_s = 0.0
             return engine
+        if self._cheap is not None and self._cheap[0] == step:
+            return self._cheap[1]
         from veripo.rollout.quantized import QuantizationError, quantized_copy, quantized_linear_count
 
         t0 = time.perf_counter()
@@ -98,7 +102,8 @@ class CheapPool:
             raise QuantizationError("rollout.cheap_pool: the int8 copy has no quantised Linear layer (keep_float="
                                     f"{self.cfg.keep_float} keeps them all in float?), so it would not be cheaper")
         self.last_quantize_s = time.perf_counter() - t0
-        return engine.with_model(copy)
+        self._cheap = (step, engine.with_model(copy))
+        return self._cheap[1]
 
     def subset(self, totals: list[float], group_ids: torch.Tensor) -> torch.Tensor:
         """bool [N]: the candidates trained (``pool_subset_mask`` on the pool's total rewards)."""

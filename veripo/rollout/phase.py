@@ -230,7 +230,7 @@ class RolloutPhase:
             pruned_out.extend(pruned)
             return kept
         if self.pool is not None:  # Sol-RL: a pool of candidates from the cheap engine; run() keeps a subset
-            return generate_groups(self.pool.engine_for_step(self.engine), samples,
+            return generate_groups(self.pool.engine_for_step(self.engine, step), samples,
                                    [self.pool.pool_size] * len(samples), self.params, batch)
         return generate_groups(self.engine, samples, sizes, self.params, batch)
 
