@@ -152,3 +152,28 @@ def test_a_dotted_override_changes_one_demo_setting_and_keeps_the_rest():
     assert grpo["optim"] == default.loop["grpo"]["optim"] and grpo["run"]["save_every"] == 20
     quick = demo_config(True, ["loop.grpo.run.steps=5"])
     assert quick.loop["grpo"]["optim"]["lr"] == 1e-4 and quick.sft["run"]["steps"] == 250
+
+
+def test_dpo_cost_script_trains_one_more_dpo_arm_on_the_demo_pairs(quick_demo, tmp_path):
+    """scripts/bench_dpo_cost.py on the quick demo's first iteration: the demo's own DPO stage (2 epochs) is
+    reused, one shorter arm is trained on the same pairs (linked, not copied) and scored; the table puts each
+    DPO stage's cost and gains beside the GRPO stage's."""
+    import importlib.util
+    from pathlib import Path
+
+    out, _ = quick_demo
+    manifest_before = (out / "loop" / "manifest.json").read_text()
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_dpo_cost.py"
+    spec = importlib.util.spec_from_file_location("bench_dpo_cost", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--from", str(out), "--epochs", "0.5,2", "--out", str(tmp_path / "cost")]) == 0
+    result = json.loads((tmp_path / "cost" / "dpo_cost.json").read_text())[0]
+    short, own = result["arms"]
+    assert own["from"] == str(out / "loop") and short["epochs"] == 0.5
+    assert 0 < short["steps"] < own["steps"]  # a quarter of the epochs: a quarter of the steps (rounded up)
+    assert (tmp_path / "cost" / "seed-0" / "epochs-0.5" / "iter-1" / "grpo").is_symlink()
+    assert short["summary"]["sampled_accuracy"] is not None and short["grpo_over_dpo"] > 0
+    md = (tmp_path / "cost" / "dpo_cost.md").read_text()
+    assert "| 0 | GRPO | - | - |" in md and "| 0 | DPO | 0.5 |" in md
+    assert (out / "loop" / "manifest.json").read_text() == manifest_before  # the demo run is only read
