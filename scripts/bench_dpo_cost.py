@@ -53,10 +53,8 @@ def _gain(after: dict[str, Any], before: dict[str, Any], key: str, sign: int) ->
 def loop_runs(reuse: Path, seeds: list[int]) -> list[tuple[int, Path]]:
     """(seed, loop directory) per run: ``FROM/loop`` for one ``veripo demo`` run, else ``FROM/seed-N/loop``."""
     if (reuse / "loop" / "manifest.json").exists():
-        from veripo.loop.config import LoopConfig
-
-        saved = yaml.safe_load((reuse / "loop" / "loop_config.yaml").read_text())
-        return [(int(saved.get("seed", LoopConfig().seed)), reuse / "loop")]
+        saved = yaml.safe_load((reuse / "loop" / "loop_config.yaml").read_text())  # every field, as saved
+        return [(int(saved["seed"]), reuse / "loop")]
     return [(s, reuse / f"seed-{s}" / "loop") for s in seeds]
 
 
@@ -64,6 +62,7 @@ def cost_seed(seed: int, source: Path, out: Path, epochs: list[float]) -> dict[s
     """The arms of one finished loop run ``source``: its saved config with only ``dpo.epochs`` and the run
     directory changed."""
     from veripo.config import from_dict, merge
+    from veripo.io_utils import atomic_write_json
     from veripo.loop.config import LoopConfig
     from veripo.loop.stages import run_dpo, run_eval
 
@@ -80,12 +79,15 @@ def cost_seed(seed: int, source: Path, out: Path, epochs: list[float]) -> dict[s
               "grpo_gain": {k: _gain(after_grpo, start, k, s) for k, _, s in FIGURES}, "arms": []}
     run_epochs = float((saved.get("dpo") or {}).get("epochs", 1.0))
     for e in epochs:
+        arm_dir = out / f"seed-{seed}" / f"epochs-{e:g}"
+        measured = arm_dir / "arm.json"
         if e == run_epochs:  # the run's own first DPO stage is this arm: reuse it
             arm = {"epochs": e, "seconds": stages["iter-1/dpo"]["seconds"],
                    "steps": stages["iter-1/dpo"]["summary"].get("steps"), "summary": stages["iter-1/eval-dpo"]["summary"],
                    "from": str(source)}
+        elif measured.exists():  # a rerun: run_dpo would skip the trained stage, so its time is the one recorded
+            arm = json.loads(measured.read_text())
         else:
-            arm_dir = out / f"seed-{seed}" / f"epochs-{e:g}"
             _link_first_iteration(source, arm_dir)
             lcfg = from_dict(LoopConfig, merge(saved, {"run_dir": str(arm_dir), "dpo": {"epochs": e}}))
             _say(f"[seed {seed}] DPO for {e:g} epochs -> {arm_dir}")
@@ -94,6 +96,7 @@ def cost_seed(seed: int, source: Path, out: Path, epochs: list[float]) -> dict[s
             seconds = time.perf_counter() - t0
             summary = run_eval(lcfg, str(arm_dir / "iter-1" / "dpo" / "final"), arm_dir / "iter-1" / "eval-dpo")
             arm = {"epochs": e, "seconds": seconds, "steps": dpo.get("steps"), "summary": summary, "from": str(arm_dir)}
+            atomic_write_json(measured, arm)
         arm["gain"] = {k: _gain(arm["summary"], after_grpo, k, s) for k, _, s in FIGURES}
         arm["grpo_over_dpo"] = grpo_s / arm["seconds"] if arm["seconds"] else None
         result["arms"].append(arm)
@@ -104,8 +107,17 @@ def _per_s(gain: float | None, seconds: float) -> str:
     return "-" if gain is None or not seconds else f"{100 * gain / seconds:+.2f}"
 
 
+def _row(seed: int, stage: str, epochs: str, steps: Any, seconds: float, ratio: str, gain: dict[str, Any]) -> str:
+    """One table row: a stage's cost and its gains, in total and per second."""
+    from veripo.demo.seeds import value_cell
+
+    inc, acc = gain["sampled_inconsistency_rate"], gain["sampled_accuracy"]
+    return (f"| {seed} | {stage} | {epochs} | {steps} | {seconds:.1f} | {ratio} | {value_cell(inc, True)} | "
+            f"{value_cell(acc, True)} | {_per_s(inc, seconds)} | {_per_s(acc, seconds)} |")
+
+
 def markdown(results: list[dict[str, Any]], load: str) -> str:
-    from veripo.demo.seeds import spread_cell, value_cell
+    from veripo.demo.seeds import spread_cell
 
     lines = ["# First DPO stage: benefit against cost, beside the GRPO stage it follows", "",
              f"Load average at the end: {load}. Gains are in points (percent), positive = better: inconsistency "
@@ -113,17 +125,10 @@ def markdown(results: list[dict[str, Any]], load: str) -> str:
              "| seed | stage | epochs | steps | seconds | GRPO s / stage s | inconsistency gain | accuracy gain | "
              "inconsistency gain per s | accuracy gain per s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        g = r["grpo_gain"]
-        lines.append(f"| {r['seed']} | GRPO | - | - | {r['grpo_seconds']:.1f} | 1.0 | "
-                     f"{value_cell(g['sampled_inconsistency_rate'], True)} | {value_cell(g['sampled_accuracy'], True)} | "
-                     f"{_per_s(g['sampled_inconsistency_rate'], r['grpo_seconds'])} | "
-                     f"{_per_s(g['sampled_accuracy'], r['grpo_seconds'])} |")
+        lines.append(_row(r["seed"], "GRPO", "-", "-", r["grpo_seconds"], "1.0", r["grpo_gain"]))
         for a in r["arms"]:
-            ga = a["gain"]
-            lines.append(f"| {r['seed']} | DPO | {a['epochs']:g} | {a['steps']} | {a['seconds']:.1f} | "
-                         f"{a['grpo_over_dpo']:.1f}x | {value_cell(ga['sampled_inconsistency_rate'], True)} | "
-                         f"{value_cell(ga['sampled_accuracy'], True)} | {_per_s(ga['sampled_inconsistency_rate'], a['seconds'])} | "
-                         f"{_per_s(ga['sampled_accuracy'], a['seconds'])} |")
+            lines.append(_row(r["seed"], "DPO", f"{a['epochs']:g}", a["steps"], a["seconds"],
+                              f"{a['grpo_over_dpo']:.1f}x", a["gain"]))
     lines += ["", "Mean ± std over seeds:", "", "| DPO epochs | GRPO s / DPO s | inconsistency gain | accuracy gain |",
               "|---|---|---|---|"]
     for i, a0 in enumerate(results[0]["arms"]):

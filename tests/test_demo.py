@@ -177,3 +177,6 @@ def test_dpo_cost_script_trains_one_more_dpo_arm_on_the_demo_pairs(quick_demo, t
     md = (tmp_path / "cost" / "dpo_cost.md").read_text()
     assert "| 0 | GRPO | - | - |" in md and "| 0 | DPO | 0.5 |" in md
     assert (out / "loop" / "manifest.json").read_text() == manifest_before  # the demo run is only read
+    assert mod.main(["--from", str(out), "--epochs", "0.5,2", "--out", str(tmp_path / "cost")]) == 0
+    again = json.loads((tmp_path / "cost" / "dpo_cost.json").read_text())[0]["arms"][0]
+    assert again["seconds"] == short["seconds"]  # a rerun reports the measured stage, not the skip of it
