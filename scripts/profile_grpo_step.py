@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=3, help="the last one is profiled")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shapes", action="store_true", help="operators grouped by input shape too")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
 
@@ -52,16 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, str] = {}
 
     def step(n, replayed=None):
-        if n < args.steps:
+        if n < args.steps - 1:  # steps count from 0: the last one is profiled
             return inner(n, replayed)
         prof = cProfile.Profile()
         t0 = time.perf_counter()
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as tp:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=args.shapes) as tp:
             prof.enable()
             out = inner(n, replayed)
             prof.disable()
         report["wall"] = f"{time.perf_counter() - t0:.3f} s under the profilers"
-        report["ops"] = tp.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top)
+        report["ops"] = tp.key_averages(group_by_input_shape=args.shapes).table(sort_by="self_cpu_time_total",
+                                                                                row_limit=args.top)
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(args.top)
         report["python"] = buf.getvalue()

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from veripo.prompt_batch import PromptBatch
+from veripo.prompt_sharing import can_share_prompts, full_positions, shared_prompt_logits
 
 
 @dataclasses.dataclass
@@ -23,6 +24,8 @@ class SequenceBatch:
     model_inputs: dict[str, Any]      # input_ids [N, P+C], attention_mask, mm_token_type_ids, visual tensors
     completion_ids: torch.Tensor      # [N, C] right-padded
     completion_mask: torch.Tensor     # [N, C] float, 1 on real completion tokens
+    prompts: PromptBatch | None = None        # set when the forwards share each prompt (veripo.prompt_sharing)
+    prompt_index: torch.Tensor | None = None  # [N] the prompt of each row, in ``prompts``
 
     def __len__(self) -> int:
         return int(self.completion_ids.shape[0])
@@ -33,7 +36,8 @@ class SequenceBatch:
             return self
         return SequenceBatch(model_inputs=_slice_visual(self.model_inputs, start, stop),
                              completion_ids=self.completion_ids[start:stop],
-                             completion_mask=self.completion_mask[start:stop])
+                             completion_mask=self.completion_mask[start:stop], prompts=self.prompts,
+                             prompt_index=None if self.prompt_index is None else self.prompt_index[start:stop])
 
 
 def _split_visual(values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
@@ -66,8 +70,9 @@ def select_prompts(prompts: PromptBatch, index: Sequence[int]) -> dict[str, Any]
 
 
 def build_sequences(prompts: PromptBatch, prompt_index: Sequence[int], completions: Sequence[Sequence[int]],
-                    pad_token_id: int) -> SequenceBatch:
-    """Append each completion (token ids) to its prompt; completions are right-padded."""
+                    pad_token_id: int, share_prompts: bool = False) -> SequenceBatch:
+    """Append each completion (token ids) to its prompt; completions are right-padded. ``share_prompts``: the
+    forwards over the batch run each distinct prompt of a micro-batch once (``veripo.prompt_sharing``)."""
     if len(prompt_index) != len(completions):
         raise ValueError(f"{len(prompt_index)} prompt indices for {len(completions)} completions")
     inputs = select_prompts(prompts, prompt_index)
@@ -81,7 +86,9 @@ def build_sequences(prompts: PromptBatch, prompt_index: Sequence[int], completio
     inputs["attention_mask"] = torch.cat([inputs["attention_mask"], mask.long()], 1)
     if "mm_token_type_ids" in inputs:
         inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(ids)], 1)
-    return SequenceBatch(model_inputs=inputs, completion_ids=ids, completion_mask=mask)
+    return SequenceBatch(model_inputs=inputs, completion_ids=ids, completion_mask=mask,
+                         prompts=prompts if share_prompts else None,
+                         prompt_index=torch.as_tensor(list(prompt_index), dtype=torch.long) if share_prompts else None)
 
 
 def extend_prompts(inputs: dict[str, Any], prefixes: Sequence[Sequence[int]], pad_token_id: int) -> dict[str, Any]:
@@ -142,8 +149,12 @@ def _count_blocks(row: torch.Tensor, type_id: int) -> int:
 
 def _completion_forwards(model, batch: SequenceBatch, temperature: float, micro_batch_size: int | None,
                          hidden: bool = False):
-    """Per micro-batch: (the part, log-softmax over the vocabulary at each completion position [n, C, V], the
-    model output). Position t's logits are those of the token before completion token t."""
+    """Per micro-batch: (its rows, their completion ids and mask, the log-softmax over the vocabulary at each
+    completion position [n, C, V], the model output). Position t's logits are those of the token before completion
+    token t. A batch built with ``share_prompts`` runs each distinct prompt of a micro-batch once."""
+    if not hidden and batch.prompts is not None and can_share_prompts(model, batch.model_inputs):
+        yield from _shared_prompt_forwards(model, batch, temperature, micro_batch_size)
+        return
     n = len(batch)
     step = micro_batch_size or n
     width = batch.completion_ids.shape[1]
@@ -151,14 +162,48 @@ def _completion_forwards(model, batch: SequenceBatch, temperature: float, micro_
         part = batch.slice(start, min(n, start + step))
         extra = {"output_hidden_states": True} if hidden else {}
         out = model(**part.model_inputs, use_cache=False, logits_to_keep=width + 1, **extra)
-        logits = out.logits[:, :-1].float()
-        if temperature != 1.0:
-            logits = logits / temperature
-        yield part, F.log_softmax(logits, -1), out
+        yield (slice(start, start + len(part)), part.completion_ids, part.completion_mask,
+               _log_softmax(out.logits[:, :-1], temperature), out)
 
 
-def _sampled(log_probs: torch.Tensor, part: SequenceBatch) -> torch.Tensor:
-    return log_probs.gather(-1, part.completion_ids.unsqueeze(-1)).squeeze(-1) * part.completion_mask
+def _shared_prompt_forwards(model, batch: SequenceBatch, temperature: float, micro_batch_size: int | None):
+    """``_completion_forwards`` with rows ordered by prompt (a stable sort: GRPO's groups are already together,
+    DPO's chosen and rejected rows of a pair are brought together) and each micro-batch's prompts run once."""
+    n = len(batch)
+    step = micro_batch_size or n
+    positions = full_positions(model, batch.model_inputs)
+    order = torch.sort(batch.prompt_index, stable=True).indices
+    for start in range(0, n, step):
+        rows = order[start:start + step]
+        used, local = torch.unique(batch.prompt_index[rows], return_inverse=True)
+        device = batch.completion_ids.device
+        rows_on = rows.to(device)
+        ids, mask = batch.completion_ids[rows_on], batch.completion_mask[rows_on]
+        prompt_inputs = {k: (v.to(device) if torch.is_tensor(v) else v)
+                         for k, v in select_prompts(batch.prompts, used.tolist()).items()}
+        logits = shared_prompt_logits(model, prompt_inputs, local.to(device), ids,
+                                      batch.model_inputs["attention_mask"][rows_on],
+                                      positions[..., rows_on, :])
+        yield rows_on, ids, mask, _log_softmax(logits, temperature), None
+
+
+def _log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return F.log_softmax(logits, -1)
+
+
+def _sampled(log_probs: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
+
+
+def _in_row_order(pieces: list[tuple[Any, torch.Tensor]]) -> torch.Tensor:
+    """The per-row tensors of each micro-batch (rows: a slice or an index tensor) put back in the batch's order."""
+    if all(isinstance(rows, slice) for rows, _ in pieces):
+        return torch.cat([t for _, t in pieces], 0)
+    order = torch.cat([rows for rows, _ in pieces])
+    return torch.cat([t for _, t in pieces], 0)[torch.argsort(order)]
 
 
 def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micro_batch_size: int | None = None,
@@ -173,13 +218,13 @@ def completion_logps(model, batch: SequenceBatch, temperature: float = 1.0, micr
     if with_entropy and with_log_sum_sq:
         raise ValueError("completion_logps: ask for the entropy or log sum p^2, not both")
     logps, stats = [], []  # stats: the entropy or log sum p^2, whichever was asked for
-    for part, log_probs, _ in _completion_forwards(model, batch, temperature, micro_batch_size):
-        logps.append(_sampled(log_probs, part))
+    for rows, ids, mask, log_probs, _ in _completion_forwards(model, batch, temperature, micro_batch_size):
+        logps.append((rows, _sampled(log_probs, ids, mask)))
         if with_entropy:
-            stats.append(-(log_probs.exp() * log_probs).sum(-1).detach())
+            stats.append((rows, -(log_probs.exp() * log_probs).sum(-1).detach()))
         elif with_log_sum_sq:
-            stats.append(torch.logsumexp(2 * log_probs.detach(), -1))
-    return torch.cat(logps, 0), (torch.cat(stats, 0) if stats else None)
+            stats.append((rows, torch.logsumexp(2 * log_probs.detach(), -1)))
+    return _in_row_order(logps), (_in_row_order(stats) if stats else None)
 
 
 def completion_logps_and_states(model, batch: SequenceBatch, temperature: float = 1.0,
@@ -188,7 +233,7 @@ def completion_logps_and_states(model, batch: SequenceBatch, temperature: float 
     each completion token [N, C, H] (detached; what value heads read: the state (x, y_<t) of token t)."""
     logps, states = [], []
     width = batch.completion_ids.shape[1]
-    for part, log_probs, out in _completion_forwards(model, batch, temperature, micro_batch_size, hidden=True):
-        logps.append(_sampled(log_probs, part))
+    for _, ids, mask, log_probs, out in _completion_forwards(model, batch, temperature, micro_batch_size, hidden=True):
+        logps.append(_sampled(log_probs, ids, mask))
         states.append(out.hidden_states[-1][:, -width - 1:-1].detach())
     return torch.cat(logps, 0), torch.cat(states, 0)

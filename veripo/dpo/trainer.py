@@ -107,7 +107,8 @@ class DPOTrainer(TrainingStage):
             index = list(range(B)) + list(range(B)) + list(range(B, 2 * B)) + list(range(B, 2 * B))
             sides = ["chosen"] * B + ["rejected"] * B + ["rejected"] * B + ["chosen"] * B
         completions = [self._response_ids(pairs[k % B][0], side) for k, side in enumerate(sides)]
-        batch = build_sequences(prompts, index, completions, self.tok.pad_token_id)
+        batch = build_sequences(prompts, index, completions, self.tok.pad_token_id,
+                                share_prompts=self.cfg.optim.share_prompts)
         device = model_device(self.model)
         batch.model_inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.model_inputs.items()}
         batch.completion_ids = batch.completion_ids.to(device)

@@ -311,7 +311,8 @@ class GRPOTrainer(TrainingStage):
         """The step's prompt + completion sequences on the model's device, built once."""
         pad = self.tokenizer.pad_token_id
         batch = build_sequences(self.rollout.prompts_for_update(rollouts), rollouts.group_ids.tolist(),
-                                [c.token_ids or [pad] for c in rollouts.flat], pad)
+                                [c.token_ids or [pad] for c in rollouts.flat], pad,
+                                share_prompts=self.cfg.optim.share_prompts)
         device = model_device(self.model)
         batch.model_inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.model_inputs.items()}
         batch.completion_ids, batch.completion_mask = batch.completion_ids.to(device), batch.completion_mask.to(device)

@@ -30,6 +30,10 @@ class OptimConfig:
     schedule: str = doc("Learning-rate schedule after warmup: linear | cosine | constant.", "constant")
     grad_clip: float = doc("Clip the global gradient norm to this (0 = off).", 1.0)
     micro_batch_size: int = doc("Sequences per forward/backward; gradients accumulate up to the full batch.", 16)
+    share_prompts: bool = doc("GRPO / DPO training forwards run each distinct prompt of a micro-batch once and its "
+                              "completions on its key/value cache (the same log-probs and gradients; "
+                              "veripo/prompt_sharing.py); off, or with gradient checkpointing, every row runs "
+                              "prompt + completion.", True)
 
     def check(self, prefix: str = "") -> None:
         p = prefix
