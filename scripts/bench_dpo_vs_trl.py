@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_grpo_vs_trl import prepare, run_worker, step_stats, worker  # noqa: E402  (shared set-up, workers)
 
-RUNS = ("ours-text", "trl-text", "ours-video")
+RUNS = ("ours-text", "trl-text", "ours-video", "ours-unshared-text")
 
 
 def pair_rows(data_file: str, n: int) -> list[dict]:
@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ours, trl = results["ours-text"], results["trl-text"]
     print(f"ratio TRL / ours (text): median {trl['s_per_step'] / ours['s_per_step']:.2f}x, "
           f"tokens per step {trl['tokens_per_step'] / ours['tokens_per_step']:.2f}x")
+    plain = results["ours-unshared-text"]
+    print(f"shared prompts (text): median {plain['s_per_step'] / ours['s_per_step']:.2f}x faster than unshared")
     print(f"load average after {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RUNS = ("ours-text", "trl-text", "ours-video")
+RUNS = ("ours-text", "trl-text", "ours-video", "ours-unshared-text")
+UNSHARED = ("optim.share_prompts=false",)  # the "unshared" run: every row runs prompt + completion, as TRL does
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -171,8 +172,10 @@ def worker(args, run_ours, run_trl) -> None:
 
     out_dir = Path(args.work) / f"run-{args.worker}"
     data = args.text_file if args.worker.endswith("text") else args.video_file
-    fn = run_trl if args.worker.startswith("trl") else run_ours
-    result = fn(args, data, out_dir)
+    if args.worker.startswith("trl"):
+        result = run_trl(args, data, out_dir)
+    else:
+        result = run_ours(args, data, out_dir, UNSHARED if "unshared" in args.worker else ())
     result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -218,12 +221,16 @@ def report(results: dict[str, dict], args) -> str:
         f"{'run':12s} {'median s':>9s} {'min s':>7s} {'mean s':>7s} {'mean len':>9s} {'peak RSS MB':>12s} "
         f"{'init s':>7s} {'process s':>10s}",
     ]
-    for name in RUNS[:2]:
+    for name in ("ours-text", "trl-text", "ours-unshared-text"):
         r = results[name]
         lines.append(f"{name:12s} {r['s_per_step']:9.3f} {r['s_per_step_min']:7.3f} {r['s_per_step_mean']:7.3f} "
                      f"{r['mean_len']:9.1f} {r['peak_rss_mb']:12.0f} {r['init_s']:7.2f} {r['process_wall_s']:10.1f}")
     lines.append(f"ratio TRL / ours: median {trl['s_per_step'] / ours['s_per_step']:.2f}x, "
                  f"fastest step {trl['s_per_step_min'] / ours['s_per_step_min']:.2f}x")
+    plain = results["ours-unshared-text"]
+    lines.append(f"shared prompts: median {plain['s_per_step'] / ours['s_per_step']:.2f}x faster than unshared; "
+                 f"update {plain['update_s']:.3f} -> {ours['update_s']:.3f} s, generate {plain['generate_s']:.3f} -> "
+                 f"{ours['generate_s']:.3f} s")
     lines += [
         "",
         f"Video GRPO step (ours), {shape}, 8-frame 56x56 clips, steps 2..{args.steps}",

@@ -19,6 +19,7 @@ from transformers import (LogitsProcessorList, StoppingCriteria, StoppingCriteri
                           TopPLogitsWarper)
 
 from veripo.data.schema import Sample
+from veripo.generation.shared_prefill import can_share_prefill, prefilled_generate_kwargs
 from veripo.generation.types import Completion, SamplingParams
 from veripo.prompt_batch import build_prompt_batch
 from veripo.video.cache import FrameCache
@@ -139,9 +140,10 @@ class LastHiddenStates:
         return states[at, torch.arange(len(lengths))]
 
 
-def sample_completions(model, tokenizer, inputs: Any, n: int, params: SamplingParams, capture_hidden: bool = False
-                       ) -> list[Completion]:
-    """``n`` samples of each row of the left-padded ``inputs`` (rows * n completions, row-major)."""
+def sample_completions(model, tokenizer, inputs: Any, n: int, params: SamplingParams, capture_hidden: bool = False,
+                       share_prefill: bool = True) -> list[Completion]:
+    """``n`` samples of each row of the left-padded ``inputs`` (rows * n completions, row-major). ``share_prefill``:
+    each prompt is read once for its ``n`` samples (``veripo.generation.shared_prefill``)."""
     tok = tokenizer
     stops = stop_token_ids(tok, params.stop_at_answer)
     greedy = params.temperature <= 0
@@ -171,6 +173,9 @@ def sample_completions(model, tokenizer, inputs: Any, n: int, params: SamplingPa
     if text_stop is not None:
         gen_kwargs["stopping_criteria"] = StoppingCriteriaList([text_stop])
     try:
+        if share_prefill and can_share_prefill(model, inputs, n):
+            inputs = prefilled_generate_kwargs(model, inputs, n)  # before the hidden-state hook: not a decode step
+            gen_kwargs["num_return_sequences"] = 1
         with hidden if hidden is not None else contextlib.nullcontext():
             result = model.generate(**inputs, **gen_kwargs)
     finally:
