@@ -2,6 +2,7 @@
 real ``openai`` client), a garbage server, a flaky one, one that sleeps past the timeout, a dead port;
 and the in-process Hugging Face judge. Failures are retried, then ``unjudged`` and counted."""
 import asyncio
+import time
 
 import openai
 import pytest
@@ -79,6 +80,40 @@ def test_local_judge_server_speaks_openai(judge_server):
     assert [c.index for c in many.choices] == [0, 1, 2] and many.usage.completion_tokens <= 15
     with pytest.raises(openai.BadRequestError, match="stream"):
         client.chat.completions.create(model="tiny-judge", messages=[{"role": "user", "content": "x"}], stream=True)
+
+
+def test_judge_server_reports_its_busy_time_for_utilisation(judge_server):
+    import json
+    import urllib.request
+
+    def metrics():
+        with urllib.request.urlopen(judge_server + "/metrics") as r:
+            return json.loads(r.read())
+
+    before = metrics()
+    client = openai.OpenAI(base_url=judge_server + "/v1", api_key="EMPTY", max_retries=0)
+    t0 = time.monotonic()
+    client.chat.completions.create(model="tiny-judge", messages=[{"role": "user", "content": "hi"}], max_tokens=8,
+                                   temperature=0)
+    wall = time.monotonic() - t0
+    after = metrics()
+    assert after["requests"] == before["requests"] + 1 and after["in_flight"] == 0 and after["errors"] == 0
+    assert after["completion_tokens"] > before["completion_tokens"]
+    busy = after["busy_s"] - before["busy_s"]
+    assert 0 < busy <= wall  # generating is part of the request's wall time, never more
+
+
+def test_busy_meter_counts_overlapping_requests_once():
+    from veripo.verifier.judge_server import BusyMeter
+
+    meter = BusyMeter()
+    with meter:
+        time.sleep(0.05)
+        with meter:  # a second request while the first is in flight
+            time.sleep(0.05)
+        time.sleep(0.05)
+    assert 0.14 <= meter.snapshot()["busy_s"] < 0.3  # 0.15 s of wall time, not 0.2 s of summed requests
+    assert meter.snapshot()["requests"] == 2
 
 
 def test_tiny_model_garbage_is_retried_then_unjudged(judge_server):
