@@ -65,3 +65,25 @@ def test_shared_prefill_keeps_the_hidden_states_of_the_decode_steps(trainer):
 def test_one_sample_per_prompt_is_left_to_the_plain_call(trainer):
     inputs = trainer.engine.prompt_batch(trainer.rows[:2]).inputs
     assert not can_share_prefill(trainer.model, inputs, 1)
+
+
+@pytest.mark.parametrize("text", ["<think>red</think><answer>A</answer>", "<answer>B</answer>>< more text",
+                                  "no answer here > at all", "<answer>C</answer></answer>"])
+def test_stop_after_text_stops_where_a_full_decode_first_holds_the_text(trainer, text):
+    """The stop criterion reads only rows whose last token could complete ``</answer>``; it must stop at the same
+    token as decoding every prefix would."""
+    from veripo.generation.hf import StopAfterText
+
+    tok = trainer.tokenizer
+    ids = tok.encode(text, add_special_tokens=False)
+    prompt = [tok.pad_token_id] * 3
+    stop = StopAfterText(tok, "</answer>", len(prompt))
+    expected = next((k + 1 for k in range(len(ids)) if "</answer>" in tok.decode(ids[: k + 1])), None)
+    got = None
+    for k in range(1, len(ids) + 1):
+        row = torch.tensor([prompt + ids[:k], prompt + ids[:1] * k])  # a second row that never stops
+        done = stop(row, torch.zeros(2, 4))
+        assert not done[1]
+        if done[0] and got is None:
+            got = k
+    assert got == expected and stop.stopped_at.get(0) == expected

@@ -46,22 +46,30 @@ class StopAfterText(StoppingCriteria):
     """A ``generate`` stopping criterion: a row stops at the token that completes ``text`` in its decoded output
     (vLLM's ``stop`` string; ``include_stop_str_in_output``). Needed when ``</answer>`` is several BPE pieces, as
     in the real Qwen tokenizer, where a piece may also straddle it (``>`` ``<``). Only the decoded tail of the
-    last ``window`` tokens is read each step; ``stopped_at[row]`` = the row's new-token count when it stopped
-    (the tokens ``generate`` appends after that are padding, never sampled)."""
+    last ``window`` tokens is read, and only on rows whose last token holds the text's last character (the token
+    that completes the text must: ``</answer>`` ends in an ASCII ``>``, which no byte-level piece hides);
+    ``stopped_at[row]`` = the row's new-token count when it stopped (the tokens ``generate`` appends after that
+    are padding, never sampled)."""
 
     def __init__(self, tokenizer, text: str, prompt_len: int) -> None:
         self.tokenizer, self.text, self.prompt_len = tokenizer, text, prompt_len
         self.window = len(text) + 1  # a token holds at least one character
         self.stopped_at: dict[int, int] = {}
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self.may_complete = torch.tensor([text[-1] in (p or "") for p in pieces], dtype=torch.bool)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         new = input_ids.shape[1] - self.prompt_len
-        tails = input_ids[:, -self.window:].tolist()
-        for row, tail in enumerate(tails):
+        last = input_ids[:, -1].cpu().clamp(0, len(self.may_complete) - 1)
+        check = self.may_complete[last].nonzero().flatten().tolist()
+        for row in self.stopped_at:
+            done[row] = True
+        for row in check:
             if row in self.stopped_at:
-                done[row] = True
-            elif self.text in self.tokenizer.decode(tail) and self.text not in self.tokenizer.decode(tail[:-1]):
+                continue
+            tail = input_ids[row, -self.window:].tolist()
+            if self.text in self.tokenizer.decode(tail) and self.text not in self.tokenizer.decode(tail[:-1]):
                 self.stopped_at[row] = new  # the last token completed the text: it is the row's end token
                 done[row] = True
         return done
