@@ -25,7 +25,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def fetch_json(url: str) -> dict:
@@ -70,11 +69,17 @@ class JudgeServer:
 
 
 def records(n: int, words: int) -> list:
-    from bench_verifier_service import rollout_rows
+    """``n`` distinct realistic rollout records: those of ``bench_verifier_service.py``, loaded from its file (not
+    through sys.path, where ``scripts/deepspeed/`` would shadow DeepSpeed)."""
+    import importlib.util
 
     from veripo.verifier.pipeline import parse_rollout
 
-    return [parse_rollout(row) for row in rollout_rows(n, words=words)]
+    spec = importlib.util.spec_from_file_location("bench_verifier_service",
+                                                  Path(__file__).resolve().parent / "bench_verifier_service.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [parse_rollout(row) for row in module.rollout_rows(n, words=words)]
 
 
 def run_one(url: str, recs: list, concurrency: int, max_tokens: int) -> dict:
