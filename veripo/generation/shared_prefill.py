@@ -2,7 +2,7 @@
 
 ``generate(num_return_sequences=n)`` copies every prompt ``n`` times before its first forward, so the prompt's
 video goes through the vision tower and its tokens through every layer ``n`` times (GRPO: G = 8). Here the
-prompts run once, without their last token, into a key/value cache; the cache's rows are repeated ``n`` times
+prompts run once, without their last token, through the decoder (not the LM head) into a key/value cache; the cache's rows are repeated ``n`` times
 (row-major, as ``num_return_sequences`` orders them) and ``generate`` continues from it on the ``n``-fold rows,
 reading only each row's last prompt token before it samples. The model sees the same tokens at the same
 positions (Qwen2.5-VL: its 3-D position offsets ``rope_deltas``, computed by the prefill, repeated with the
@@ -45,7 +45,8 @@ def prefilled_generate_kwargs(model, inputs: dict[str, Any], n: int) -> dict[str
     ``num_return_sequences=1``) that continue ``inputs``' prompts, each repeated ``n`` times, from one prefill."""
     head = {k: (v[:, :-1] if k in ("input_ids", "attention_mask", "mm_token_type_ids") else v)
             for k, v in inputs.items()}
-    out = model(**head, use_cache=True, logits_to_keep=1)
+    body = getattr(model, "base_model", model)  # HF's decoder below the LM head: the prefill needs no logits
+    out = body(**head, use_cache=True) if body is not model else model(**head, use_cache=True, logits_to_keep=1)
     cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     cache.batch_repeat_interleave(n)
     holder = _with_rope_deltas(model)
