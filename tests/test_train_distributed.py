@@ -9,6 +9,7 @@ import copy
 import importlib.util
 import os
 import sys
+import time
 
 import pytest
 import torch
@@ -185,8 +186,20 @@ def _ddp_worker(rank: int, world: int, port: int, weights, x, y, out_dir: str) -
     assert not torch.distributed.is_initialized()
 
 
+SPAWN_TIMEOUT_S = 300  # a gloo group that lost a process waits forever: fail the test instead of the CI run
+
+
 def _spawn(fn, world: int, *args) -> None:
-    mp.spawn(fn, args=(world, free_port(), *args), nprocs=world, join=True)
+    """Run ``fn`` in ``world`` processes; a worker's exception is re-raised, and a group still running after
+    SPAWN_TIMEOUT_S is killed and the test failed (one full-suite run hung here once with one worker gone)."""
+    ctx = mp.spawn(fn, args=(world, free_port(), *args), nprocs=world, join=False)
+    deadline = time.monotonic() + SPAWN_TIMEOUT_S
+    while not ctx.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            alive = [p.pid for p in ctx.processes if p.is_alive()]
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"{fn.__name__}: {world} processes still running after {SPAWN_TIMEOUT_S} s (alive: {alive})")
 
 
 def test_ddp_world_size_one_gives_the_same_parameters_as_none(tmp_path):
