@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,54 +31,29 @@ def fetch_json(url: str) -> dict:
         return json.loads(r.read())
 
 
-class JudgeServer:
-    """``veripo serve-judge --model KIT`` on a free loopback port; ``with JudgeServer(kit) as base_url``."""
-
-    def __init__(self, model: str, threads: int, startup_s: float = 120.0):
-        from veripo.verifier.serving import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.cmd = [sys.executable, "-m", "veripo.cli", "serve-judge", "--model", model, "--port", str(self.port)]
-        self.env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-        self.startup_s = startup_s
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> str:
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + self.startup_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve-judge exited: {self.proc.stderr.read().decode()[-2000:]}")
-            try:
-                fetch_json(self.url + "/health")
-                return self.url
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"serve-judge did not answer /health within {self.startup_s} s")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def records(n: int, words: int) -> list:
-    """``n`` distinct realistic rollout records: those of ``bench_verifier_service.py``, loaded from its file (not
-    through sys.path, where ``scripts/deepspeed/`` would shadow DeepSpeed)."""
+def _sibling():
+    """``bench_verifier_service.py`` (its realistic rollouts and its server process), loaded from its file, not
+    through sys.path, where ``scripts/deepspeed/`` would shadow DeepSpeed."""
     import importlib.util
-
-    from veripo.verifier.pipeline import parse_rollout
 
     spec = importlib.util.spec_from_file_location("bench_verifier_service",
                                                   Path(__file__).resolve().parent / "bench_verifier_service.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return [parse_rollout(row) for row in module.rollout_rows(n, words=words)]
+    return module
+
+
+def judge_server(model: str, threads: int):
+    """``veripo serve-judge --model KIT`` on a free loopback port (``with judge_server(...) as (host, port)``)."""
+    return _sibling().Service(command=["serve-judge", "--model", model], startup_s=120.0,
+                              env={"OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+
+
+def records(n: int, words: int) -> list:
+    """``n`` distinct realistic rollout records: those of ``bench_verifier_service.py``."""
+    from veripo.verifier.pipeline import parse_rollout
+
+    return [parse_rollout(row) for row in _sibling().rollout_rows(n, words=words)]
 
 
 def run_one(url: str, recs: list, concurrency: int, max_tokens: int) -> dict:
@@ -136,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         recs = records(args.rollouts, args.words)
         print(f"load average at start {os.getloadavg()}", flush=True)
         results = []
-        with JudgeServer(kit, args.server_threads) as url:
+        with judge_server(kit, args.server_threads) as (host, port):
+            url = f"http://{host}:{port}"
             run_one(url, recs[:4], 2, args.max_tokens)  # warm-up: first requests load lazily
             for c in args.concurrency:
                 results.append(run_one(url, recs, c, args.max_tokens))

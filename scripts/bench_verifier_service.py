@@ -86,31 +86,37 @@ def cache_hits(host: str, port: int) -> int:
 
 
 class Service:
-    """``veripo serve-verifier`` on a free loopback port, in its own process; ``with Service() as (host, port)``."""
+    """A ``veripo`` server command (default ``serve-verifier``) on a free loopback port, in its own process, ready
+    once ``/health`` answers; ``with Service() as (host, port)``. ``command``: the subcommand and its arguments
+    (``--host`` and ``--port`` are added); ``env``: extra environment variables for it."""
 
-    def __init__(self, max_batch: int = 256, extra: list[str] | None = None, startup_s: float = 60.0):
+    def __init__(self, max_batch: int = 256, extra: list[str] | None = None, startup_s: float = 60.0,
+                 command: list[str] | None = None, env: dict[str, str] | None = None):
         from veripo.verifier.serving import free_port
 
         self.host, self.port = "127.0.0.1", free_port()
-        self.cmd = [sys.executable, "-m", "veripo.cli", "serve-verifier", "--host", self.host, "--port", str(self.port),
-                    "--max-batch", str(max_batch), *(extra or [])]
+        command = command or ["serve-verifier", "--max-batch", str(max_batch), *(extra or [])]
+        self.name = command[0]
+        self.cmd = [sys.executable, "-m", "veripo.cli", *command, "--host", self.host, "--port", str(self.port)]
+        self.extra_env = env or {}
         self.startup_s = startup_s
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> tuple[str, int]:
         env = {k: v for k, v in os.environ.items() if k != "VERIPO_VERIFIER_TOKEN"}  # no auth on loopback
-        self.proc = subprocess.Popen(self.cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(self.cmd, env={**env, **self.extra_env}, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
         deadline = time.monotonic() + self.startup_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"serve-verifier exited: {self.proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read().decode()[-2000:]}")
             try:
                 status, _ = post(self.host, self.port, "GET", "/health", None)
                 if status == 200:
                     return self.host, self.port
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"serve-verifier did not answer /health within {self.startup_s} s")
+        raise RuntimeError(f"{self.name} did not answer /health within {self.startup_s} s")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
