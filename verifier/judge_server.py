@@ -60,6 +60,10 @@ class BusyMeter:
             self.requests += 1
             self.errors += exc_type is not None
 
+    def count_tokens(self, n: int) -> None:
+        with self._lock:  # requests finish on several threads at once
+            self.completion_tokens += n
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             now = time.monotonic()
@@ -104,7 +108,7 @@ def create_judge_app(model: LocalChatModel | str, model_name: str = "judge", max
         with meter:
             gen = lm.generate(req.messages, max_tokens=budget, temperature=req.temperature, n=req.n,
                               top_p=req.top_p, seed=req.seed)
-            meter.completion_tokens += gen.completion_tokens
+            meter.count_tokens(gen.completion_tokens)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": req.model or model_name,

@@ -19,27 +19,13 @@ checkpointing (which turns the cache off), falls back to the plain forward: :fun
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
+from veripo.models.kv_cache import cache_argument, has_visual_inputs, output_cache, vl_body
+
 _POSITIONS = "compute_3d_position_ids"
-_VISUAL = ("pixel_values_videos", "pixel_values")
-
-
-def _inner_with_positions(model) -> Any | None:
-    """The submodule that computes Qwen2.5-VL's 3-D positions (``model.model`` of the HF class, below LoRA/DDP)."""
-    for module in model.modules():
-        if hasattr(module, _POSITIONS) and hasattr(module, "get_rope_index"):
-            return module
-    return None
-
-
-def _cache_argument(model) -> str:
-    """transformers 5.24 calls the cache ``cache`` (``past_key_values`` deprecated); 5.17 only knows the old name."""
-    forward = getattr(model, "module", model).forward
-    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def can_share_prompts(model, inputs: dict[str, Any]) -> bool:
@@ -49,17 +35,16 @@ def can_share_prompts(model, inputs: dict[str, Any]) -> bool:
         checkpointing = getattr(model, "is_gradient_checkpointing", False)
     if checkpointing:
         return False
-    visual = any(k in inputs for k in _VISUAL)
-    return not visual or _inner_with_positions(model) is not None
+    return not has_visual_inputs(inputs) or vl_body(model, _POSITIONS) is not None
 
 
 def full_positions(model, inputs: dict[str, Any]) -> torch.Tensor:
     """The position ids the plain forward gives the full rows: Qwen2.5-VL's 3-D ones [3, N, P+C] from its own
     ``compute_3d_position_ids`` when the rows carry visual tensors; else 0, 1, ... on every row ([3, N, P+C] for
     Qwen2.5-VL's text model, [N, P+C] for a plain causal LM), which is what HF builds when given none."""
-    inner = _inner_with_positions(model)
+    inner = vl_body(model, _POSITIONS)
     ids = inputs["input_ids"]
-    if inner is not None and any(k in inputs for k in _VISUAL):
+    if inner is not None and has_visual_inputs(inputs):
         return inner.compute_3d_position_ids(
             input_ids=ids, image_grid_thw=inputs.get("image_grid_thw"), video_grid_thw=inputs.get("video_grid_thw"),
             second_per_grid_ts=inputs.get("second_per_grid_ts"), inputs_embeds=None,
@@ -81,8 +66,8 @@ def shared_prompt_logits(model, prompt_inputs: dict[str, Any], prompt_index: tor
     heads = torch.tensor([row_of[u] for u in range(len(row_of))], device=positions.device)
     head = model(**prompt_inputs, use_cache=True, logits_to_keep=1,
                  position_ids=positions[..., heads, :][..., :width])
-    cache = head.cache if getattr(head, "cache", None) is not None else head.past_key_values
+    cache = output_cache(head)
     cache.batch_select_indices(prompt_index.to(completion_ids.device))
     tail = model(input_ids=completion_ids, attention_mask=attention_mask, use_cache=True,
-                 position_ids=positions[..., width:], **{_cache_argument(model): cache})
+                 position_ids=positions[..., width:], **{cache_argument(model): cache})
     return torch.cat([head.logits[prompt_index], tail.logits[:, :-1]], 1)

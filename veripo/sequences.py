@@ -173,10 +173,10 @@ def _shared_prompt_forwards(model, batch: SequenceBatch, temperature: float, mic
     step = micro_batch_size or n
     positions = full_positions(model, batch.model_inputs)
     order = torch.sort(batch.prompt_index, stable=True).indices
+    device = batch.completion_ids.device
     for start in range(0, n, step):
         rows = order[start:start + step]
         used, local = torch.unique(batch.prompt_index[rows], return_inverse=True)
-        device = batch.completion_ids.device
         rows_on = rows.to(device)
         ids, mask = batch.completion_ids[rows_on], batch.completion_mask[rows_on]
         prompt_inputs = {k: (v.to(device) if torch.is_tensor(v) else v)

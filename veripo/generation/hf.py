@@ -11,6 +11,7 @@ penalty 1.05; the tiny kit copies them) are switched off: completions sample the
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import Any, Sequence
 
@@ -42,6 +43,14 @@ def stop_token_ids(tokenizer, stop_at_answer: bool) -> list[int]:
     return ids
 
 
+@functools.lru_cache(maxsize=8)
+def _ids_holding(tokenizer, size: int, char: str) -> torch.Tensor:
+    """[size] bool: which token ids' pieces contain ``char`` (one scan of the vocabulary per tokenizer and size,
+    not one per ``generate`` call: 151k pieces for Qwen's)."""
+    pieces = tokenizer.convert_ids_to_tokens(list(range(size)))
+    return torch.tensor([char in (p or "") for p in pieces], dtype=torch.bool)
+
+
 class StopAfterText(StoppingCriteria):
     """A ``generate`` stopping criterion: a row stops at the token that completes ``text`` in its decoded output
     (vLLM's ``stop`` string; ``include_stop_str_in_output``). Needed when ``</answer>`` is several BPE pieces, as
@@ -55,8 +64,7 @@ class StopAfterText(StoppingCriteria):
         self.tokenizer, self.text, self.prompt_len = tokenizer, text, prompt_len
         self.window = len(text) + 1  # a token holds at least one character
         self.stopped_at: dict[int, int] = {}
-        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self.may_complete = torch.tensor([text[-1] in (p or "") for p in pieces], dtype=torch.bool)
+        self.may_complete = _ids_holding(tokenizer, len(tokenizer), text[-1])
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)

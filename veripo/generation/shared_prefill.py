@@ -11,23 +11,11 @@ float rounding, drawn from the same random stream.
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
-_VISUAL = ("pixel_values_videos", "pixel_values", "video_grid_thw", "image_grid_thw", "second_per_grid_ts")
-
-
-def _with_rope_deltas(model) -> Any | None:
-    for module in model.modules():
-        if hasattr(module, "rope_deltas") and hasattr(module, "get_rope_index"):
-            return module
-    return None
-
-
-def _cache_argument(model) -> str:
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+from veripo.models.kv_cache import cache_argument, has_visual_inputs, output_cache, vl_body
 
 
 def can_share_prefill(model, inputs: dict[str, Any], n: int) -> bool:
@@ -35,8 +23,7 @@ def can_share_prefill(model, inputs: dict[str, Any], n: int) -> bool:
     (visual rows need a model that keeps ``rope_deltas``, as Qwen2-VL / Qwen2.5-VL do)."""
     if n <= 1 or inputs["input_ids"].shape[1] < 2:
         return False
-    visual = any(k in inputs for k in _VISUAL[:2])
-    return not visual or _with_rope_deltas(model) is not None
+    return not has_visual_inputs(inputs) or vl_body(model, "rope_deltas") is not None
 
 
 @torch.no_grad()
@@ -47,15 +34,15 @@ def prefilled_generate_kwargs(model, inputs: dict[str, Any], n: int) -> dict[str
             for k, v in inputs.items()}
     body = getattr(model, "base_model", model)  # HF's decoder below the LM head: the prefill needs no logits
     out = body(**head, use_cache=True) if body is not model else model(**head, use_cache=True, logits_to_keep=1)
-    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    cache = output_cache(out)
     cache.batch_repeat_interleave(n)
-    holder = _with_rope_deltas(model)
+    holder = vl_body(model, "rope_deltas")
     if holder is not None:  # what generate would hold after its own prefill of the n-fold rows
-        if any(k in inputs for k in _VISUAL[:2]):  # the prefill just computed them, one per prompt
+        if has_visual_inputs(inputs):  # the prefill just computed them, one per prompt
             holder.rope_deltas = holder.rope_deltas.repeat_interleave(n, 0)
         else:  # text rows: no offset (an earlier call's deltas may still be there)
             holder.rope_deltas = torch.zeros(inputs["input_ids"].shape[0] * n, 1, dtype=torch.long,
                                              device=inputs["input_ids"].device)
     rows = {k: v.repeat_interleave(n, 0) for k, v in inputs.items()
             if k in ("input_ids", "attention_mask", "mm_token_type_ids")}
-    return {**rows, _cache_argument(model): cache}
+    return {**rows, cache_argument(model): cache}

@@ -1,0 +1,36 @@
+"""How a transformers model takes and returns its key/value cache, and where a Qwen2-VL-family model keeps its
+3-D position state: what the shared-prompt training forwards (``veripo.prompt_sharing``) and the shared prefill
+in sampling (``veripo.generation.shared_prefill``) both need to run a prompt once and continue from its cache.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+VISUAL_INPUTS = ("pixel_values_videos", "pixel_values")  # the keys that carry a row's video or image
+
+
+def has_visual_inputs(inputs: dict[str, Any]) -> bool:
+    return any(k in inputs for k in VISUAL_INPUTS)
+
+
+def vl_body(model, *attributes: str) -> Any | None:
+    """The submodule (below LoRA / DDP wrappers) that computes Qwen2-VL-style 3-D rotary positions
+    (``get_rope_index``) and has every one of ``attributes`` (``rope_deltas``, ``compute_3d_position_ids``); None
+    for a model without one."""
+    for module in model.modules():
+        if hasattr(module, "get_rope_index") and all(hasattr(module, a) for a in attributes):
+            return module
+    return None
+
+
+def cache_argument(model) -> str:
+    """transformers 5.24 calls the forward's cache ``cache`` (``past_key_values`` deprecated); 5.17 only knows the
+    old name."""
+    forward = getattr(model, "module", model).forward
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
+def output_cache(out) -> Any:
+    """The cache a forward returned (``cache`` in transformers 5.24, ``past_key_values`` before)."""
+    return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
