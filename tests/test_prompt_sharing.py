@@ -113,3 +113,28 @@ def test_dpo_losses_are_the_same_with_and_without_sharing(warm_policy, synth_tas
     assert m1["logps/chosen"] == pytest.approx(m0["logps/chosen"], abs=1e-4)
     assert m1["logps/rejected"] != pytest.approx(m1["logps/chosen"], abs=1e-3)  # the sides are not mixed up
     assert torch.allclose(g1, g0, atol=2e-5), (g1 - g0).abs().max()
+
+
+def test_select_cache_rows_matches_transformers_batch_select_indices_in_values_and_gradients(trainer):
+    """The cache's rows gathered with index_select (fast backward) hold what transformers' own
+    ``batch_select_indices`` gives, and send the same gradients back into the prompt forward."""
+    from veripo.models.kv_cache import output_cache, select_cache_rows
+
+    model = trainer.model
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]])
+    index = torch.tensor([2, 0, 0, 1, 2])
+    results = []
+    for select in (lambda c: c.batch_select_indices(index), lambda c: select_cache_rows(c, index)):
+        model.zero_grad()
+        cache = output_cache(model(input_ids=ids, use_cache=True))
+        select(cache)
+        keys = [layer.keys for layer in cache.layers]
+        results.append(keys[0].grad_fn.name())
+        sum(((k * torch.linspace(0.1, 2.0, k.shape[-1])) ** 2).sum() for k in keys).backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results.append((torch.cat([k.detach().flatten() for k in keys]), grads))
+    ref_op, (k_ref, g_ref), our_op, (k_ours, g_ours) = results
+    assert our_op.startswith("IndexSelect") and not ref_op.startswith("IndexSelect")  # the fast path ran
+    assert k_ours.shape == k_ref.shape and g_ref.abs().sum() > 0
+    assert torch.equal(k_ours, k_ref)
+    assert torch.allclose(g_ours, g_ref, atol=1e-6, rtol=1e-5)

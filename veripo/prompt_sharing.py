@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from veripo.models.kv_cache import cache_argument, has_visual_inputs, output_cache, vl_body
+from veripo.models.kv_cache import cache_argument, has_visual_inputs, output_cache, select_cache_rows, vl_body
 
 _POSITIONS = "compute_3d_position_ids"
 
@@ -67,7 +67,8 @@ def shared_prompt_logits(model, prompt_inputs: dict[str, Any], prompt_index: tor
     head = model(**prompt_inputs, use_cache=True, logits_to_keep=1,
                  position_ids=positions[..., heads, :][..., :width])
     cache = output_cache(head)
-    cache.batch_select_indices(prompt_index.to(completion_ids.device))
+    rows = prompt_index.to(completion_ids.device)
+    select_cache_rows(cache, rows)
     tail = model(input_ids=completion_ids, attention_mask=attention_mask, use_cache=True,
                  position_ids=positions[..., width:], **{cache_argument(model): cache})
-    return torch.cat([head.logits[prompt_index], tail.logits[:, :-1]], 1)
+    return torch.cat([head.logits.index_select(0, rows), tail.logits[:, :-1]], 1)

@@ -34,3 +34,30 @@ def cache_argument(model) -> str:
 def output_cache(out) -> Any:
     """The cache a forward returned (``cache`` in transformers 5.24, ``past_key_values`` before)."""
     return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+
+
+def select_cache_rows(cache, index) -> None:
+    """Keep rows ``index`` (repeats allowed) of every layer of ``cache``, in place: ``batch_select_indices`` with
+    ``index_select``, whose backward (``index_add_``) is about 10x faster on CPU than the advanced indexing's
+    (``index_put_`` with accumulation) that transformers' own ``batch_select_indices`` uses. A cache whose layers
+    do not hold plain ``keys`` / ``values`` tensors gets transformers' method."""
+    layers = getattr(cache, "layers", None)
+    if not layers or not all(_plain_layer(layer) for layer in layers):
+        cache.batch_select_indices(index)
+        return
+    for layer in layers:
+        if layer.keys.numel():
+            layer.keys = layer.keys.index_select(0, index)
+            layer.values = layer.values.index_select(0, index)
+
+
+def _plain_layer(layer) -> bool:
+    """A layer that selects rows the way transformers' ``DynamicLayer`` does (its method not overridden)."""
+    import torch
+
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:  # a transformers without per-layer caches
+        return False
+    return (type(layer).batch_select_indices is DynamicLayer.batch_select_indices
+            and torch.is_tensor(getattr(layer, "keys", None)) and torch.is_tensor(getattr(layer, "values", None)))
