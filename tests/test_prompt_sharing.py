@@ -129,11 +129,11 @@ def test_select_cache_rows_matches_transformers_batch_select_indices_in_values_a
         cache = output_cache(model(input_ids=ids, use_cache=True))
         select(cache)
         keys = [layer.keys for layer in cache.layers]
-        results.append(keys[0].grad_fn.name())
+        op = keys[0].grad_fn.name()
         sum(((k * torch.linspace(0.1, 2.0, k.shape[-1])) ** 2).sum() for k in keys).backward()
         grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        results.append((torch.cat([k.detach().flatten() for k in keys]), grads))
-    ref_op, (k_ref, g_ref), our_op, (k_ours, g_ours) = results
+        results.append((op, torch.cat([k.detach().flatten() for k in keys]), grads))
+    (ref_op, k_ref, g_ref), (our_op, k_ours, g_ours) = results
     assert our_op.startswith("IndexSelect") and not ref_op.startswith("IndexSelect")  # the fast path ran
     assert k_ours.shape == k_ref.shape and g_ref.abs().sum() > 0
     assert torch.equal(k_ours, k_ref)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
+
 VISUAL_INPUTS = ("pixel_values_videos", "pixel_values")  # the keys that carry a row's video or image
 
 
@@ -53,11 +55,7 @@ def select_cache_rows(cache, index) -> None:
 
 def _plain_layer(layer) -> bool:
     """A layer that selects rows the way transformers' ``DynamicLayer`` does (its method not overridden)."""
-    import torch
+    from transformers.cache_utils import DynamicLayer  # in every transformers veripo supports (>= 5.16)
 
-    try:
-        from transformers.cache_utils import DynamicLayer
-    except ImportError:  # a transformers without per-layer caches
-        return False
     return (type(layer).batch_select_indices is DynamicLayer.batch_select_indices
             and torch.is_tensor(getattr(layer, "keys", None)) and torch.is_tensor(getattr(layer, "values", None)))
