@@ -3,7 +3,8 @@
     0  errors, config, io_utils, options, redact        (plain helpers)
     1  algos, video, models, data, records, prompts     (pure tensor functions, video, checkpoints, rows, the file
                                                          records and the prompt text of a row)
-    2  rewards, prompt_batch, prompt_sharing, sequences, generation   (scores, model inputs, sampling completions)
+    2  rewards, prompt_batch, prompt_cache, prompt_sharing, sequences, generation   (scores, model inputs,
+                                                         sampling completions)
     3  train                                            (optimiser, checkpoints, processes, the stage skeleton)
     4  rollout, verifier                                (the GRPO rollout phase and its engines; the verifier)
     5  grpo, dpo, sft, eval                             (the stages and the harness)
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
     "errors": 0, "config": 0, "io_utils": 0, "_torchvision_shim": 0, "options": 0, "redact": 0,
     "algos": 1, "video": 1, "models": 1, "data": 1, "records": 1, "prompts": 1,
-    "rewards": 2, "prompt_batch": 2, "prompt_sharing": 2, "sequences": 2, "generation": 2,
+    "rewards": 2, "prompt_batch": 2, "prompt_cache": 2, "prompt_sharing": 2, "sequences": 2, "generation": 2,
     "train": 3,
     "rollout": 4, "verifier": 4,
     "grpo": 5, "dpo": 5, "sft": 5, "eval": 5,

@@ -72,6 +72,9 @@ class DPOConfig:
     optim: OptimConfig = doc("Optimiser (VerIPO: lr 5e-7 for 7B).", default_factory=lambda: OptimConfig(lr=5e-7))
     batch_size: int = doc("Pairs per optimiser step (VerIPO: 32).", 32)
     epochs: float = doc("Passes over the training pairs (VerIPO: 1).", 1.0)
+    prompt_cache_mb: int = doc("Processed prompts (tokens, video patches) kept in memory across the reference pass, "
+                               "held-out margins and epochs, so each pair's prompt goes through the processor "
+                               "once; least recently used out first; 0 = rebuild every time.", 1024)
     heldout_fraction: float = doc("Pairs held out to measure the chosen-over-rejected margin before/after.", 0.1)
     run: RunConfig = doc("Run directory (ref_logps.pt, metrics.jsonl, checkpoints/, final/), steps (null = from "
                          "epochs), checkpoints, seed.",
@@ -83,6 +86,8 @@ class DPOConfig:
         p = prefix
         require(self.batch_size >= 1, f"{p}batch_size", self.batch_size, "must be >= 1 pair per step (VerIPO: 32)")
         require(self.epochs > 0, f"{p}epochs", self.epochs, "must be > 0 passes over the pairs (VerIPO: 1)")
+        require(self.prompt_cache_mb >= 0, f"{p}prompt_cache_mb", self.prompt_cache_mb,
+                "must be >= 0 MB (0 = no prompt cache)")
         require(0 <= self.heldout_fraction < 1, f"{p}heldout_fraction", self.heldout_fraction,
                 "must be in [0, 1): the share of pairs held out to measure the margin")
 

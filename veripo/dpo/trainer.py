@@ -25,6 +25,7 @@ from veripo.dpo.pairs_data import is_heldout, load_pairs, preference_scores, rea
 from veripo.errors import ConfigError, DataError
 from veripo.io_utils import atomic_write_bytes
 from veripo.prompt_batch import build_prompt_batch
+from veripo.prompt_cache import PromptCache
 from veripo.models.tokenizer import response_end_id
 from veripo.records import PairRecord
 from veripo.sequences import SequenceBatch, build_sequences, completion_logps
@@ -53,6 +54,8 @@ class DPOTrainer(TrainingStage):
         super().__init__(cfg, model, processor)
         self.tok = self.tokenizer
         self.cache = FrameCache()
+        self.prompts = PromptCache(self.processor, self.cache, cfg.video, max_bytes=cfg.prompt_cache_mb << 20)
+        self._response_cache: dict[tuple[str, str], list[int]] = {}
         pairs = readable_pairs(load_pairs(cfg.pairs_file, self.errors, strict=cfg.strict), self.cache, cfg.video,
                                self.errors, strict=cfg.strict)
         if not pairs:
@@ -89,16 +92,22 @@ class DPOTrainer(TrainingStage):
         return self.tok.encode(text, add_special_tokens=False) + [response_end_id(self.tok)]
 
     def _response_ids(self, pair: PairRecord, side: str) -> list[int]:
-        """The rollout's own token ids when the pair carries them (no decode/re-encode), else the encoded text."""
+        """The rollout's own token ids when the pair carries them (no decode/re-encode), else the encoded text
+        (encoded once per pair and side)."""
         ids = getattr(pair, f"{side}_ids", None)
-        return list(ids) if ids else self._encode(getattr(pair, side))
+        if ids:
+            return list(ids)
+        key = (pair.pair_id, side)
+        if key not in self._response_cache:
+            self._response_cache[key] = self._encode(getattr(pair, side))
+        return self._response_cache[key]
 
     def _pair_batch(self, pairs: list[tuple[PairRecord, Sample]], revision: bool = False) -> SequenceBatch:
         """Rows 0..B-1 chosen, B..2B-1 rejected. With ``revision``: 4B rows of SRPO's conditional terms
         (w|l, l|l, l|w, w|w) on revision prompts."""
         B = len(pairs)
         if not revision:
-            prompts = build_prompt_batch(self.processor, [s for _, s in pairs], self.cache, self.cfg.video)
+            prompts = self.prompts.batch([p.pair_id for p, _ in pairs], [s for _, s in pairs])
             index = list(range(B)) * 2
             sides = ["chosen"] * B + ["rejected"] * B
         else:
