@@ -17,7 +17,7 @@ from veripo.prompt_cache import PromptCache, _nbytes, merge_prompt_batches, spli
 from veripo.video.cache import FrameCache
 
 from kit_fixtures import tiny_kit_dir  # noqa: F401
-from train_fixtures import synth_task, task_kit, warm_policy  # noqa: F401
+from train_fixtures import VIDEO, synth_task, task_kit, warm_policy  # noqa: F401
 from test_dpo_trainer import dpo_cfg, write_pairs
 
 
@@ -116,4 +116,22 @@ def test_dpo_stage_trains_the_same_weights_with_the_prompt_cache_on_or_off(warm_
         weights[mb] = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
         hits[mb] = trainer.prompts.hits
     assert hits[1024] > 0 and hits[0] == 0  # the reference pass filled it, training and held-out margins read it
+    assert torch.allclose(weights[1024], weights[0], atol=1e-6)
+
+
+def test_sft_trains_the_same_weights_with_the_prompt_cache_on_or_off(task_kit, synth_task, tmp_path):
+    from veripo.config import load_config
+    from veripo.sft import SFTConfig, SFTTrainer
+
+    weights, hits = {}, {}
+    for mb in (1024, 0):
+        cfg = load_config(SFTConfig, None, [f"model.path={task_kit}", "model.freeze_vision=false",
+                                            f"train_file={synth_task / 'train.jsonl'}", f"run.out_dir={tmp_path / str(mb)}",
+                                            "run.steps=5", "batch_size=16", "optim.lr=2e-3", f"prompt_cache_mb={mb}",
+                                            *VIDEO])
+        trainer = SFTTrainer(cfg)
+        trainer.train()
+        weights[mb] = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+        hits[mb] = trainer.prompts.hits
+    assert hits[1024] >= 16 * 3 and hits[0] == 0  # 32 rows, 16 a step: steps 3-5 read kept prompts
     assert torch.allclose(weights[1024], weights[0], atol=1e-6)

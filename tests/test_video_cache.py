@@ -74,3 +74,18 @@ def test_bad_files_raise_every_time(video_files, tmp_path):
 
 
 from kit_fixtures import video_files  # noqa: E402,F401
+
+
+def test_default_cache_keeps_a_data_set_of_more_than_256_small_clips(video_files, tmp_path):
+    """A data set is decoded once per run while its clips fit the byte budget: the demo's 512 train clips (4 frames
+    of 56x56, 19 MB in all) were evicted by a 256-entry bound and decoded again in every epoch."""
+    paths = []
+    for i in range(300):
+        paths.append(tmp_path / f"v{i}.mp4")
+        shutil.copy(video_files["sq16"], paths[-1])
+    dec = CountingDecoder()
+    cache = FrameCache(decoder=dec)
+    for _ in range(2):
+        for p in paths:
+            cache.get(p, S)
+    assert len(dec.calls) == 300 and cache.stats()["evictions"] == 0

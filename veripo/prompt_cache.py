@@ -25,6 +25,10 @@ from veripo.sequences import select_prompts
 from veripo.video.cache import FrameCache
 from veripo.video.sampling import VideoSampling
 
+DEFAULT_MB = 1024
+CONFIG_DOC = ("Processed prompts (tokens, video patches) kept in memory across steps and epochs, so each row's prompt "
+              "goes through the chat template and the processor once; least recently used out first; 0 = rebuild "
+              "every time.")
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 VISUAL_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "pixel_values", "image_grid_thw")
 

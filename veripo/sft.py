@@ -24,7 +24,8 @@ from veripo.cli import add_stage_arguments, run_stage
 from veripo.config import doc, require, require_file
 from veripo.data.schema import Sample, load_samples
 from veripo.errors import ConfigError, DataError
-from veripo.prompt_batch import build_prompt_batch
+from veripo import prompt_cache
+from veripo.prompt_cache import PromptCache
 from veripo.sequences import build_sequences, completion_logps
 from veripo.train.distributed import DistConfig, all_gather_objects, all_reduce_sum, shard
 from veripo.train.optim import OptimConfig
@@ -66,6 +67,7 @@ class SFTConfig:
     train_file: str = doc("JSONL rows with a 'response' field.", "")
     video: VideoSampling = doc("Frame sampling.", default_factory=VideoSampling)
     batch_size: int = doc("Rows per step.", 16)
+    prompt_cache_mb: int = doc(prompt_cache.CONFIG_DOC, prompt_cache.DEFAULT_MB)
     optim: OptimConfig = doc("Optimiser.", default_factory=lambda: OptimConfig(lr=1e-3))
     stop: StopConfig = doc("Early stopping on held-out accuracy.", default_factory=StopConfig)
     run: RunConfig = doc("Run directory (final/ holds the policy), the most steps, checkpoints, seed.",
@@ -76,6 +78,8 @@ class SFTConfig:
 
     def check(self, prefix: str = "") -> None:
         require(self.batch_size >= 1, f"{prefix}batch_size", self.batch_size, "must be >= 1 row per step")
+        require(self.prompt_cache_mb >= 0, f"{prefix}prompt_cache_mb", self.prompt_cache_mb,
+                "must be >= 0 MB (0 = no prompt cache)")
         require(self.run.steps is not None, f"{prefix}run.steps", self.run.steps, "give the most SFT steps (>= 1)")
 
     def check_inputs(self, prefix: str = "") -> None:
@@ -119,7 +123,10 @@ class SFTTrainer(TrainingStage):
             raise DataError(f"{cfg.train_file}: no rows with a 'response' to train on")
         self.val = load_samples(cfg.stop.val_file) if cfg.stop.val_file else []
         self.cache = FrameCache()
+        self.prompts = PromptCache(self.processor, self.cache, cfg.video, max_bytes=cfg.prompt_cache_mb << 20)
         self.end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self._keys = {id(r): str(i) for i, r in enumerate(self.rows)}  # a row's prompt-cache key: its position
+        self._targets: dict[str, list[int]] = {}
         self.sampler = PromptSampler(self.rows, cfg.batch_size, cfg.run.seed)
         self.setup_optimisation(cfg.run.steps)
         self._t0 = time.perf_counter()
@@ -128,11 +135,18 @@ class SFTTrainer(TrainingStage):
         if self.cfg.batch_size % world_size:
             raise ConfigError(f"batch_size {self.cfg.batch_size} is not a multiple of the {world_size} processes")
 
+    def _target(self, key: str, row: Sample) -> list[int]:
+        """The row's response tokens + ``<|im_end|>`` (encoded once per row)."""
+        if key not in self._targets:
+            self._targets[key] = self.tokenizer.encode(row.response, add_special_tokens=False) + [self.end_id]
+        return self._targets[key]
+
     def step(self, step: int) -> dict[str, float]:
         cfg, te = self.cfg, self.train_engine
         rows = shard(self.sampler.batch(step), te.rank, te.world_size)
-        prompts = build_prompt_batch(self.processor, rows, self.cache, cfg.video)
-        targets = [self.tokenizer.encode(r.response, add_special_tokens=False) + [self.end_id] for r in rows]
+        keys = [self._keys[id(r)] for r in rows]
+        prompts = self.prompts.batch(keys, rows)
+        targets = [self._target(k, r) for k, r in zip(keys, rows)]
         seqs = build_sequences(prompts, list(range(len(rows))), targets, self.tokenizer.pad_token_id)
         self.model.train()
         n, mbs = len(seqs), cfg.optim.micro_batch_size

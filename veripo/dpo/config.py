@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from veripo import prompt_cache
 from veripo.config import ConfigError, doc, require, require_file
 from veripo.train.optim import OptimConfig
 from veripo.train.distributed import DistConfig
@@ -72,9 +73,8 @@ class DPOConfig:
     optim: OptimConfig = doc("Optimiser (VerIPO: lr 5e-7 for 7B).", default_factory=lambda: OptimConfig(lr=5e-7))
     batch_size: int = doc("Pairs per optimiser step (VerIPO: 32).", 32)
     epochs: float = doc("Passes over the training pairs (VerIPO: 1).", 1.0)
-    prompt_cache_mb: int = doc("Processed prompts (tokens, video patches) kept in memory across the reference pass, "
-                               "held-out margins and epochs, so each pair's prompt goes through the processor "
-                               "once; least recently used out first; 0 = rebuild every time.", 1024)
+    prompt_cache_mb: int = doc(prompt_cache.CONFIG_DOC + " DPO reads each pair's prompt in the reference pass, "
+                               "the held-out margins and every epoch.", prompt_cache.DEFAULT_MB)
     heldout_fraction: float = doc("Pairs held out to measure the chosen-over-rejected margin before/after.", 0.1)
     run: RunConfig = doc("Run directory (ref_logps.pt, metrics.jsonl, checkpoints/, final/), steps (null = from "
                          "epochs), checkpoints, seed.",
