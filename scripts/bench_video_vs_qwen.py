@@ -10,12 +10,14 @@ with ``sampling_from_message``, as tests/test_video_qwen_parity.py does), per vi
   cache: decode + resize), both on decord, interleaved video by video;
 * **cached read**: ``FrameCache.get`` on a warm cache vs ``process_vision_info`` again (it has no cache);
 * **to model inputs**: the same two reads followed by the processor (``pixel_values_videos``), first and cached;
-* **frames identical**: max |difference| between the two frame tensors (and equal indices and sizes).
+* **frames identical**: max |difference| between the two frame tensors (and equal indices and sizes);
+* **a step's first reads as one batch**: ``process_vision_info`` on one message with every video of the case vs
+  ``FrameCache.get_many`` on an empty cache (what ``build_prompt_batch`` calls: misses decoded side by side).
 
 Then the share of a GRPO step that data loading takes: a few steps of veripo's ``GRPOTrainer`` on the tiny kit and
 the synthetic video task (8 prompts x 8 rollouts x 40 tokens, the setting of bench_grpo_vs_trl.py), timing every
 call of the rollout engine's ``prompt_batch`` (chat template + ``FrameCache.get`` + processor: all the data loading a
-step does) and of ``FrameCache.get`` inside it, against the step's wall time. Each step draws new prompts, so
+step does) and of ``FrameCache.get_many`` inside it, against the step's wall time. Each step draws new prompts, so
 within the first epoch every video is a first read.
 
 Figures are medians over ``--repeats`` passes (ms per video); ratios are qwen-vl-utils / veripo.
@@ -139,6 +141,33 @@ def bench_case(paths: list[Path], options: dict, repeats: int, processor=None) -
     return out
 
 
+def bench_batch(paths: list[Path], options: dict, repeats: int) -> dict:
+    """A step's first reads as one batch: qwen-vl-utils' ``process_vision_info`` on one message holding every video
+    (its batch API: the videos are read one after another) vs veripo's ``FrameCache.get_many`` on an empty cache
+    (``build_prompt_batch``'s call: the misses decoded side by side, one thread per usable core). ms per video,
+    median over ``repeats``; frames compared video by video."""
+    import veripo  # noqa: F401
+    import qwen_vl_utils
+
+    from veripo.video.cache import FrameCache, default_workers
+    from veripo.video.sampling import sampling_from_message
+
+    items = [{"type": "video", "video": str(p), **options} for p in paths]
+    messages = [{"role": "user", "content": [*items, {"type": "text", "text": "?"}]}]
+    requests = [(p, sampling_from_message(item)) for p, item in zip(paths, items)]
+    theirs, ours = [], []
+    for _ in range(repeats):
+        dt, (_, videos, _) = _timed(lambda: qwen_vl_utils.process_vision_info(
+            messages, return_video_kwargs=True, return_video_metadata=True))
+        theirs.append(dt / len(paths))
+        dt, clips = _timed(lambda: FrameCache().get_many(requests))
+        ours.append(dt / len(paths))
+    checks = [compare_frames(video, meta, clip) for (video, meta), clip in zip(videos, clips)]
+    ms = {"qwen_batch": statistics.median(theirs) * 1e3, "ours_batch": statistics.median(ours) * 1e3}
+    return {"videos": len(paths), "workers": default_workers(), "ms": ms, "ratio": ms["qwen_batch"] / ms["ours_batch"],
+            "identical": all(c["same_indices"] and c["same_shape"] and c["max_abs_diff"] == 0 for c in checks)}
+
+
 def processor_for():
     """A Qwen2.5-VL processor (the tiny kit's, checkpoint-twin settings) whose own resize is the identity here."""
     from veripo.models.tiny import TinyModelSpec, build_processor
@@ -184,7 +213,7 @@ def grpo_share(work: Path, steps: int, prompts: int = 8, group: int = 8, tokens:
         return wrapped
 
     engine.prompt_batch = timing(engine.prompt_batch, "prompt_batch")  # partial_batch calls it too
-    cache.get = timing(cache.get, "frames")
+    cache.get_many = timing(cache.get_many, "frames")  # the wall time of each batch's reads
     inner = trainer.step
 
     def step(*a, **k):
@@ -216,13 +245,21 @@ def report(cases: dict, share: dict | None) -> str:
                      f"{r.get('first_inputs_ratio', float('nan')):.2f}x | "
                      f"{r.get('cached_inputs_ratio', float('nan')):.1f}x"
                      f" | {r['max_abs_diff']:g}{'' if r['identical'] else ' (NOT identical)'} |")
+    lines += ["", "A step's first reads as one batch (qwen-vl-utils: one message with every video; veripo: "
+              "FrameCache.get_many, one decode thread per usable core):", "",
+              "| case | videos | decode threads | qwen-vl-utils ms/video | veripo ms/video | ratio | frames identical |",
+              "|---" * 7 + "|"]
+    for name, r in cases.items():
+        b = r["batch"]
+        lines.append(f"| {name} | {b['videos']} | {b['workers']} | {b['ms']['qwen_batch']:.2f} | "
+                     f"{b['ms']['ours_batch']:.2f} | **{b['ratio']:.2f}x** | {'yes' if b['identical'] else 'NO'} |")
     if share:
         lines.append("")
         lines.append(f"GRPO step ({share['prompts']} x {share['group']} x {share['tokens']}, median of steps 2..."
                      f"{share['steps']}): {share['median_step_s']:.3f} s; data loading (prompt_batch) "
                      f"{share['median_prompt_batch_s'] * 1e3:.1f} ms = **{100 * share['share']:.2f}%**, "
                      "of which frames "
-                     f"(FrameCache.get) {share['median_frames_s'] * 1e3:.1f} ms = {100 * share['frames_share']:.2f}%; "
+                     f"(FrameCache.get_many) {share['median_frames_s'] * 1e3:.1f} ms = {100 * share['frames_share']:.2f}%; "
                      f"cache {share['cache']}")
     return "\n".join(lines)
 
@@ -247,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             n = args.videos * (2 if spec["size"] <= 64 else 1)
             paths = make_videos(work / f"case{i}", spec, n)
             cases[name] = bench_case(paths, options, args.repeats, processor)
+            cases[name]["batch"] = bench_batch(paths, options, args.repeats)
             print(f"{name}: {json.dumps({k: v for k, v in cases[name].items() if k != 'checks'})}", flush=True)
         share = grpo_share(work / "grpo", args.grpo_steps) if args.grpo_steps else None
     print(f"load average at end: {os.getloadavg()}")

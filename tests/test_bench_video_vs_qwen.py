@@ -33,6 +33,13 @@ def test_frames_identical_and_cached_read_is_a_hit(tmp_path):
     assert all(v > 0 for v in out["ms"].values())
 
 
+def test_batch_first_reads_give_qwen_vl_utils_frames_video_by_video(tmp_path):
+    paths = bench.make_videos(tmp_path / "v", {"size": 64, "frames": 8, "fps": 4.0}, 3)
+    out = bench.bench_batch(paths, OPTIONS, repeats=1)
+    assert out["identical"] and out["videos"] == 3 and out["workers"] >= 1
+    assert out["ms"]["qwen_batch"] > 0 and out["ms"]["ours_batch"] > 0
+
+
 def test_compare_frames_sees_a_one_level_difference(tmp_path):
     from veripo.video.cache import FrameCache
 

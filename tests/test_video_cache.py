@@ -18,9 +18,9 @@ class CountingDecoder:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, path, sampling, backend="auto"):
+    def __call__(self, path, sampling, backend="auto", threads=1):
         self.calls.append(str(path))
-        return decode_video(path, sampling, backend=backend)
+        return decode_video(path, sampling, backend=backend, threads=threads)
 
 
 def test_second_request_is_a_hit(video_files):
@@ -89,3 +89,40 @@ def test_default_cache_keeps_a_data_set_of_more_than_256_small_clips(video_files
         for p in paths:
             cache.get(p, S)
     assert len(dec.calls) == 300 and cache.stats()["evictions"] == 0
+
+
+def test_get_many_returns_each_clip_in_order_decoding_each_video_once(video_files):
+    dec = CountingDecoder()
+    cache = FrameCache(decoder=dec)
+    hit = cache.get(video_files["wide"], S)
+    four = VideoSampling(num_frames=4, min_pixels=None, max_pixels=None)
+    clips = cache.get_many([(video_files["sq16"], S), (video_files["wide"], S), (video_files["sq16"], S),
+                            (video_files["sq16"], four)], workers=2)
+    assert [c.num_frames for c in clips] == [8, hit.num_frames, 8, 4]
+    assert clips[1] is hit and clips[0] is clips[2]
+    assert sorted(dec.calls) == sorted([str(video_files["wide"])] + [str(video_files["sq16"])] * 2)
+    assert clips[0].frames.tobytes() == decode_video(video_files["sq16"], S).frames.tobytes()
+
+
+def test_get_many_decodes_the_misses_side_by_side(video_files, tmp_path):
+    """Two first reads run at once: each decode waits at a two-party barrier, which a one-at-a-time loop never
+    passes (BrokenBarrierError after the timeout)."""
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    def decoder(path, sampling, backend="auto", threads=1):
+        barrier.wait()
+        return decode_video(path, sampling, backend=backend, threads=threads)
+
+    other = tmp_path / "copy.mp4"
+    shutil.copy(video_files["sq16"], other)
+    clips = FrameCache(decoder=decoder).get_many([(video_files["sq16"], S), (other, S)], workers=2)
+    assert [c.path for c in clips] == [str(video_files["sq16"].absolute()), str(other.absolute())]
+
+
+def test_get_many_raises_the_first_bad_video_and_keeps_the_good_ones(video_files):
+    cache = FrameCache()
+    with pytest.raises(VideoError, match="corrupt.mp4"):
+        cache.get_many([(video_files["sq16"], S), (video_files["corrupt"], S), (video_files["empty"], S)], workers=2)
+    assert len(cache) == 1 and cache.get(video_files["sq16"], S).num_frames == 8 and cache.hits == 1

@@ -42,6 +42,14 @@ def test_pyav_fallback_gives_the_same_frames(video_files):
     assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 2.0
 
 
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_decoder_threads_give_the_same_frames(video_files, backend):
+    one = decode_video(video_files["wide"], NATIVE, backend=backend, threads=1)
+    two = decode_video(video_files["wide"], NATIVE, backend=backend, threads=2)
+    assert one.indices == two.indices and one.frames.shape == two.frames.shape
+    assert np.array_equal(one.frames, two.frames)
+
+
 def test_auto_falls_back_to_pyav_when_decord_is_missing(video_files, monkeypatch):
     import sys
 

@@ -37,19 +37,19 @@ def build_prompt_batch(processor, samples: Sequence[Sample], frame_cache: FrameC
     """
     from PIL import Image
 
-    texts, clips, images, n_videos, n_images = [], [], [], [], []
+    texts = [render_prompt(processor, chat_messages(sample, reasoning=reasoning)) for sample in samples]
+    requests = [(s.path, sampling_from_message(s.video_options, sampling or frame_cache.sampling)
+                 if s.video_options else sampling) for s in samples if s.data_type == "video"]
+    decoded = iter(frame_cache.get_many(requests))  # a batch's first reads decoded side by side
+    clips, images, n_videos, n_images = [], [], [], []
     for sample in samples:
-        texts.append(render_prompt(processor, chat_messages(sample, reasoning=reasoning)))
-        dtype, path = sample.data_type, sample.path
         clip = image = None
-        if dtype == "video":
-            options = sample.video_options  # the row's qwen-vl-utils video item options
-            clip = frame_cache.get(path, sampling_from_message(options, sampling or frame_cache.sampling)
-                                   if options else sampling)
+        if sample.data_type == "video":  # the row's qwen-vl-utils video item options, if any, set its sampling
+            clip = next(decoded)
             if frame_transform is not None:
                 clip = frame_transform(clip, sample)
-        elif dtype == "image":
-            image = Image.open(path).convert("RGB")
+        elif sample.data_type == "image":
+            image = Image.open(sample.path).convert("RGB")
         clips.append(clip)
         images.append(image)
         n_videos.append(int(clip is not None))

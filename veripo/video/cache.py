@@ -10,13 +10,24 @@ Thread-safe. Errors are not cached: a bad video raises ``VideoError`` on every r
 from __future__ import annotations
 
 import collections
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from veripo.errors import VideoError
 from veripo.video.decode import VideoClip, decode_video
 from veripo.video.sampling import VideoSampling
+
+
+def default_workers() -> int:
+    """Decode threads for a batch of videos: the cores this process may run on, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 class FrameCache:
@@ -44,7 +55,8 @@ class FrameCache:
             raise VideoError(f"{path}: video file not found") from None
         return (str(path), st.st_mtime_ns, st.st_size, sampling.key(), backend)
 
-    def get(self, path: str | Path, sampling: VideoSampling | None = None) -> VideoClip:
+    def get(self, path: str | Path, sampling: VideoSampling | None = None, threads: int | None = None) -> VideoClip:
+        """The clip, decoded on a miss with ``threads`` decoder threads (default: one per usable core)."""
         sampling = sampling or self.sampling
         key = self.key_for(path, sampling, self.backend)
         with self._lock:
@@ -54,9 +66,48 @@ class FrameCache:
                 self.hits += 1
                 return clip
             self.misses += 1
-        clip = self._decoder(path, sampling, backend=self.backend)  # decode outside the lock
+        clip = self._decoder(path, sampling, backend=self.backend,  # decode outside the lock
+                             threads=threads or default_workers())
         self._put(key, clip)
         return clip
+
+    def get_many(self, requests: Sequence[tuple[str | Path, VideoSampling | None]],
+                 workers: int | None = None) -> list[VideoClip]:
+        """``get`` for each ``(path, sampling)``, in order, the misses decoded ``workers`` at a time (default: one
+        per core this process may run on, at most 8), each decoder with ``workers // misses`` threads of its own
+        (at least 1). Decoding is native code that releases the GIL (decord's ctypes calls, PyAV, torch's resize),
+        and one video per thread scales better than FFmpeg's frame threads within one video (448x448 H.264 on 2
+        cores: 159 ms per video two at a time, 200 ms one at a time with 2 decoder threads, 327 ms with 1). A video
+        requested twice is decoded once. If any request fails, the first failing one's
+        ``VideoError`` is raised once every decode has finished (the good clips are kept in the cache)."""
+        keys = [self.key_for(path, sampling or self.sampling, self.backend) for path, sampling in requests]
+        misses: dict[tuple, tuple[str | Path, VideoSampling]] = {}
+        with self._lock:
+            for key, (path, sampling) in zip(keys, requests):
+                if key not in self._entries and key not in misses:
+                    misses[key] = (path, sampling or self.sampling)
+        cores = workers or default_workers()
+        workers = min(len(misses), cores)
+        threads = max(1, cores // max(1, len(misses)))  # fewer videos than cores: each decoder gets the rest
+        if workers > 1:
+            with ThreadPoolExecutor(workers, thread_name_prefix="veripo-decode") as pool:
+                decoded = list(pool.map(lambda item: self._try_get(*item, threads), misses.values()))
+        else:
+            decoded = [self._try_get(path, sampling, threads) for path, sampling in misses.values()]
+        by_key = dict(zip(misses, decoded))
+        out = []
+        for key, (path, sampling) in zip(keys, requests):
+            result = by_key.get(key)
+            if isinstance(result, VideoError):
+                raise result
+            out.append(result if result is not None else self.get(path, sampling))
+        return out
+
+    def _try_get(self, path: str | Path, sampling: VideoSampling, threads: int) -> VideoClip | VideoError:
+        try:
+            return self.get(path, sampling, threads)
+        except VideoError as e:
+            return e
 
     def _put(self, key: tuple, clip: VideoClip) -> None:
         with self._lock:

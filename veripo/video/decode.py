@@ -79,10 +79,12 @@ class VideoClip:
         )
 
 
-def decode_video(path: str | Path, sampling: VideoSampling | None = None, backend: str = "auto") -> VideoClip:
+def decode_video(path: str | Path, sampling: VideoSampling | None = None, backend: str = "auto",
+                 threads: int = 1) -> VideoClip:
     """Sample frames from ``path`` following ``sampling`` (default ``VideoSampling()``); see the module doc.
 
-    backend: "auto" (decord, then PyAV if decord is missing or fails), "decord" or "pyav".
+    backend: "auto" (decord, then PyAV if decord is missing or fails), "decord" or "pyav". ``threads``: the
+    decoder's own threads for this one video (FFmpeg frame/slice threads; the frames are the same for any count).
     Raises VideoError (naming the file) for a missing, empty, corrupt or frameless video.
     """
     if backend not in BACKENDS:
@@ -100,7 +102,7 @@ def decode_video(path: str | Path, sampling: VideoSampling | None = None, backen
     failures: list[str] = []
     for name in order:
         try:
-            frames, indices, native_fps, total, span = readers[name](str(path), sampling)
+            frames, indices, native_fps, total, span = readers[name](str(path), sampling, max(1, threads))
         except VideoError:
             raise
         except Exception as e:  # decoder libraries raise many types (DECORDError, av.error.*, RuntimeError...)
@@ -149,10 +151,10 @@ def _choose(total: int, native_fps: float, sampling: VideoSampling) -> tuple[lis
     return sample_indices(total, sampling.num_frames_for(span, native_fps), first, last), span
 
 
-def _read_decord(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[int], float, int, int]:
+def _read_decord(path: str, sampling: VideoSampling, threads: int = 1) -> tuple[np.ndarray, list[int], float, int, int]:
     import decord
 
-    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
     total, native_fps = len(reader), float(reader.get_avg_fps())
     indices, span = _choose(total, native_fps, sampling)
     chunks = []
@@ -164,7 +166,7 @@ def _read_decord(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[i
     return np.concatenate(chunks), indices, native_fps, total, span
 
 
-def _read_pyav(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[int], float, int, int]:
+def _read_pyav(path: str, sampling: VideoSampling, threads: int = 1) -> tuple[np.ndarray, list[int], float, int, int]:
     import av
 
     with av.open(path) as container:
@@ -177,15 +179,15 @@ def _read_pyav(path: str, sampling: VideoSampling) -> tuple[np.ndarray, list[int
         if total <= 0:
             total = sum(1 for packet in container.demux(stream) if packet.size)
     indices, span = _choose(total, native_fps, sampling)
-    frames, decoded = _pyav_pick(path, indices, sampling)
+    frames, decoded = _pyav_pick(path, indices, sampling, threads)
     if decoded < total and indices[-1] >= decoded:  # the header over-counted frames: sample again from the true count
         total = decoded
         indices, span = _choose(total, native_fps, sampling)
-        frames, _ = _pyav_pick(path, indices, sampling)
+        frames, _ = _pyav_pick(path, indices, sampling, threads)
     return frames, indices, native_fps, total, span
 
 
-def _pyav_pick(path: str, indices: list[int], sampling: VideoSampling) -> tuple[np.ndarray, int]:
+def _pyav_pick(path: str, indices: list[int], sampling: VideoSampling, threads: int = 1) -> tuple[np.ndarray, int]:
     """Decode sequentially and keep the (resized) frames at ``indices``, repeats allowed; returns (frames, frames decoded)."""
     import av
 
@@ -198,6 +200,7 @@ def _pyav_pick(path: str, indices: list[int], sampling: VideoSampling) -> tuple[
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = threads
         for frame in container.decode(stream):
             if decoded in wanted:
                 array = resize_frames(frame.to_ndarray(format="rgb24")[None], sampling, len(indices))[0]
