@@ -107,6 +107,13 @@ def test_per_type_rows_checks_and_what_was_not_learned(tmp_path):
     checks = {name: ok for name, ok, _ in type_checks(rows)}
     assert checks["order: GRPO raises sampled accuracy (warm start -> iteration 1 GRPO)"] is False
     assert checks["color: clearly above chance (25% + 15%) after the loop (greedy)"] is True
+    assert "order: the GRPO stages raise sampled accuracy (sum of each stage's change)" not in checks  # one stage
+    later = dict(stages, **dict([ev("iter-1/eval-dpo", {"color": 0.9, "order": 0.3}, {"color": 0.8, "order": 0.2}),
+                                 ev("iter-2/eval-grpo", {"color": 0.9, "order": 0.5}, {"color": 0.8, "order": 0.4})]))
+    summed = {name: (ok, why) for name, ok, why in type_checks(type_rows({"stages": later}, tmp_path))}
+    # GRPO: -15 then +20 points (DPO's -10 in between is not counted): raised overall, though iteration 1 lowered it
+    assert summed["order: the GRPO stages raise sampled accuracy (sum of each stage's change)"] == (
+        True, "-15.0 + +20.0 = +5.0 points")
     missing = not_learned(rows, ["color", "order"])
     assert any(m.startswith("order: not learned") for m in missing) and not any(m.startswith("color") for m in missing)
     assert "| start | 60.0% | 50.0% | 50.0% | 45.0% |" in type_table(rows)

@@ -59,9 +59,20 @@ def type_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def grpo_changes(rows: list[dict[str, Any]], task: str) -> list[float]:
+    """Each GRPO stage's change of ``task``'s sampled accuracy over the evaluation before it (the warm start, or
+    the previous iteration's DPO stage)."""
+    out = []
+    for before, after in zip(rows, rows[1:]):
+        if after["after"].endswith("/grpo") and task in before["sampled"] and task in after["sampled"]:
+            out.append(after["sampled"][task] - before["sampled"][task])
+    return out
+
+
 def type_checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
     """Per type: clearly above chance at the end (greedy and sampled); for temporal types, GRPO raises sampled
-    accuracy (first GRPO stage over the warm start)."""
+    accuracy: the first GRPO stage over the warm start, and all GRPO stages together (the sum of each one's change
+    over the evaluation before it: DPO's changes are not GRPO's)."""
     if not rows:
         return []
     by = {r["after"]: r for r in rows}
@@ -78,6 +89,11 @@ def type_checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
             a, b = start["sampled"][t], g1["sampled"][t]
             checks.append((f"{t}: GRPO raises sampled accuracy (warm start -> iteration 1 GRPO)", b > a,
                            f"{a:.1%} -> {b:.1%}"))
+        changes = grpo_changes(rows, t)
+        if t in TEMPORAL and len(changes) > 1:
+            checks.append((f"{t}: the GRPO stages raise sampled accuracy (sum of each stage's change)",
+                           sum(changes) > 0, " + ".join(f"{100 * c:+.1f}" for c in changes) +
+                           f" = {100 * sum(changes):+.1f} points"))
     return checks
 
 
