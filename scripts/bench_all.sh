@@ -3,9 +3,9 @@
 # the command BENCHMARKS.md quotes; every figure goes to OUT/<name>.json and OUT/<name>.log, and OUT/summary.txt
 # holds each benchmark's wall seconds and the load average before it.
 #
-#   scripts/bench_all.sh [OUT_DIR]           # default runs/bench; about 10 minutes on 2 idle cores
+#   scripts/bench_all.sh [OUT_DIR]           # default runs/bench; about 14 minutes on 2 idle cores
 # Environment: PY (default .venv/bin/python), SKIP ("threads scaling ..." to leave benchmarks out),
-#   THREADS_CAP_S (180: a `demo --quick` run of the threads benchmark is stopped there; the loaded "before" run
+#   THREADS_CAP_S (240: a `demo --quick` run of the threads benchmark is stopped there; the loaded "before" run
 #   is the one that needs the cap: its wall time is then a lower bound, as BENCHMARKS.md says).
 # The DPO cost curve (item 3) needs three finished demos (`veripo demo --seeds 0,1,2`, about 5 minutes each): run it
 # with scripts/bench_dpo_cost.py once they exist; it is not part of this suite. A failing benchmark is reported in
@@ -42,7 +42,7 @@ bench shape_twins   "$PY" scripts/bench_shape_twins.py --sizes 3B --layers 2 --v
                       --json "$OUT/shape_twins.json"
 for mode in idle load; do
   for which in before after; do
-    bench "threads_${mode}_${which}" env CAP_S="${THREADS_CAP_S:-180}" PY="$PY" \
+    bench "threads_${mode}_${which}" env CAP_S="${THREADS_CAP_S:-240}" PY="$PY" \
       bash scripts/bench_threads.sh "$mode" "$which" "$OUT/threads-$mode-$which"
   done
 done
