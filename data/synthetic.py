@@ -70,6 +70,23 @@ BACKGROUND_LEVELS = (25, 65)  # the background grey level is drawn from this ran
 _VIDEO_NAME_RE = re.compile(r"^(train|val|test)-\d{5}\.mp4$")
 
 
+def _weights(mix: Any, types: tuple[str, ...]) -> tuple[float, ...]:
+    """``SynthSpec.mix`` as one weight per entry of ``types`` (a YAML string from the command line is parsed)."""
+    if isinstance(mix, str):  # from the command line: "1,2,1", "[1, 2, 1]" or "{direction: 2}"
+        import yaml
+
+        parsed = yaml.safe_load(mix) if mix.strip() else ()
+        mix = [w for w in mix.split(",") if w.strip()] if isinstance(parsed, str) else parsed
+    if isinstance(mix, (int, float)):
+        mix = [mix]
+    if isinstance(mix, dict):
+        unknown = sorted(set(mix) - set(TASKS))
+        if unknown:
+            raise ConfigError(f"mix: {unknown} not valid task types; choose from {list(TASKS)}")
+        return tuple(float(mix.get(t, 1.0)) for t in types) if mix else ()
+    return tuple(float(w) for w in (mix or ()))
+
+
 @dataclasses.dataclass
 class SynthSpec:
     """What to generate. Every field is part of the manifest: change one and the task is rebuilt."""
@@ -79,7 +96,10 @@ class SynthSpec:
     n_val: int = doc("Number of validation rows.", 32)
     n_test: int = doc("Number of held-out test rows.", 64)
     types: tuple[str, ...] = doc(f"Task types to mix, from {list(TASKS)}.", ("color",))
-    mix: tuple[float, ...] = doc("Relative weight of each entry of 'types' (empty: equal shares).", ())
+    mix: tuple[float, ...] | dict[str, float] = doc(
+        "Relative weight of each task type: a list, one weight per entry of 'types' in order, or a mapping "
+        "type -> weight (types it does not name weigh 1, names not in 'types' are ignored: it survives a change of "
+        "'types'); empty: equal shares.", ())
     difficulty: str = doc(f"One of {list(DIFFICULTY)}: scales noise, drift and square size.", "easy")
     frames: int = doc("Frames per clip (even; flashes are aligned to frame pairs = temporal patch 2).", 8)
     size: int = doc("Frame width and height in pixels (even, for H.264).", 56)
@@ -100,7 +120,7 @@ class SynthSpec:
 
     def __post_init__(self) -> None:
         self.types = tuple(self.types)
-        self.mix = tuple(float(w) for w in self.mix)
+        self.mix = _weights(self.mix, self.types)
         self.flawed_types = tuple(self.flawed_types)
         bad = [t for t in self.types if t not in TASKS]
         if not self.types or bad:

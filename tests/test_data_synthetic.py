@@ -249,3 +249,16 @@ def test_flawed_types_limits_the_flawed_responses_to_those_tasks_and_leaves_the_
     only_direction = dict(types=("direction",), n_train=20, n_val=0, n_test=0, flawed_inconsistent=0.5)
     rows = build_rows(SynthSpec(**only_direction, flawed_types=("color",)), "train")  # no eligible row: all correct
     assert {kind(r) for r in rows} == {"correct"}
+
+
+def test_mix_as_a_list_a_mapping_or_command_line_text():
+    types = ("color", "direction", "order")
+    assert SynthSpec(types=types, mix=[1, 2, 1]).mix == (1.0, 2.0, 1.0)
+    assert SynthSpec(types=types, mix={"direction": 2}).mix == (1.0, 2.0, 1.0)  # unnamed types weigh 1
+    assert SynthSpec(types=("direction",), mix={"direction": 2, "color": 5}).mix == (2.0,)  # others ignored
+    assert SynthSpec(types=types, mix="1,2,1").mix == SynthSpec(types=types, mix="{direction: 2}").mix
+    assert SynthSpec(types=types, mix={}).mix == () == SynthSpec(types=types, mix="").mix
+    with pytest.raises(ConfigError, match="colour"):
+        SynthSpec(types=types, mix={"colour": 2})
+    with pytest.raises(ConfigError, match="needs 3"):
+        SynthSpec(types=types, mix=[1, 2])

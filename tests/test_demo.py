@@ -154,6 +154,13 @@ def test_a_dotted_override_changes_one_demo_setting_and_keeps_the_rest():
     default = DemoConfig()
     task = demo_config(False, ["task.types=[direction]"]).task
     assert task == {**default.task, "types": ["direction"]}
+    from veripo.config import from_dict
+    from veripo.data.synthetic import SynthSpec
+
+    # the demo's type weights must survive a change of types (they did not, as a list in the order of the types)
+    assert from_dict(SynthSpec, task).mix == (2.0,)
+    assert from_dict(SynthSpec, {**task, "types": ["color", "order"]}).mix == (1.0, 1.0)
+    assert from_dict(SynthSpec, default.task).mix == (1.0, 2.0, 1.0)
     grpo = demo_config(False, ["loop.grpo.run.steps=5"]).loop["grpo"]
     assert grpo["run"]["steps"] == 5 and grpo["rollout"] == default.loop["grpo"]["rollout"]
     assert grpo["optim"] == default.loop["grpo"]["optim"] and grpo["run"]["save_every"] == 20

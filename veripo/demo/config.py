@@ -28,10 +28,11 @@ class DemoConfig:
     seed: int = doc("Seed for data, init, sampling.", 0)
     model_path: str | None = doc("Start from this checkpoint instead of building the tiny model (skips the kit).", None)
     task: dict[str, Any] = doc("SynthSpec fields (veripo data synth --show-config).", default_factory=lambda: {
-        # half the rows direction: with a third, seed 1's warm start ended at 47% greedy on held-out direction
-        # and its GRPO stages collapsed onto one answer; with half, 58-81% after the loop on seeds 0-2
-        # (docs/demo-results.md, 2026-12-03)
-        "types": TYPES, "mix": [1, 2, 1], "frames": FRAMES, "n_train": 512, "n_val": 96, "n_test": 96, "square": 24,
+        # half the rows direction (weight 2, the others 1; a mapping, so it survives task.types=[...]): with a third,
+        # seed 1's warm start ended at 47% greedy on held-out direction and its GRPO stages collapsed onto one answer;
+        # with half, 58-81% after the loop on seeds 0-2 (docs/demo-results.md, 2026-12-03)
+        "types": TYPES, "mix": {"direction": 2}, "frames": FRAMES, "n_train": 512, "n_val": 96, "n_test": 96,
+        "square": 24,
         "flawed_inconsistent": 0.10, "flawed_repetitive": 0.05, "flawed_reflective": 0.10,
         # flawed responses on colour and order rows only: on direction they stall its warm start (docs/demo-results.md)
         "flawed_types": ["color", "order"]})
