@@ -1,5 +1,5 @@
 """scripts/bench_all.sh, the benchmark suite of BENCHMARKS.md: it runs every benchmark the performance goals are
-measured by, a failing one is reported with its exit status and the suite goes on, and SKIP leaves benchmarks out.
+measured by, a failing one is reported with its exit status and the suite goes on (then exits 1), and SKIP leaves benchmarks out.
 The benchmarks themselves have their own smoke tests (tests/test_bench_*.py); nothing here asserts on timing."""
 import os
 import re
@@ -14,8 +14,8 @@ NAMES = ["grpo_vs_trl", "dpo_vs_trl", "video_vs_qwen", "verifier", "judge", "sca
 
 def run_suite(tmp_path, skip, py="/bin/false"):
     env = dict(os.environ, PY=py, SKIP=" ".join(skip))
-    return subprocess.run(["bash", str(SUITE), str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(["bash", str(SUITE), str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)  # run from elsewhere: the suite finds the repository itself
 
 
 def test_the_suite_runs_every_goal_benchmark_script():
@@ -30,7 +30,7 @@ def test_the_suite_runs_every_goal_benchmark_script():
 
 def test_a_failing_benchmark_is_reported_and_the_suite_goes_on(tmp_path):
     proc = run_suite(tmp_path, skip=[n for n in NAMES if n not in ("grpo_vs_trl", "judge")])
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the suite says a part failed, after running the rest
     lines = (tmp_path / "out" / "summary.txt").read_text().splitlines()
     by_name = {line.split()[1] if line.startswith("skip ") else line.split()[0]: line for line in lines}
     assert "rc 1" in by_name["grpo_vs_trl"] and "rc 1" in by_name["judge"]  # PY=/bin/false: both fail, both ran

@@ -135,3 +135,31 @@ def test_sft_trains_the_same_weights_with_the_prompt_cache_on_or_off(task_kit, s
         hits[mb] = trainer.prompts.hits
     assert hits[1024] >= 16 * 3 and hits[0] == 0  # 32 rows, 16 a step: steps 3-5 read kept prompts
     assert torch.allclose(weights[1024], weights[0], atol=1e-6)
+
+
+class ExtraKeyProcessor(CountingProcessor):
+    """The real processor, adding an output key the merge does not know (as a future processor might)."""
+
+    def __call__(self, *a, **k):
+        out = super().__call__(*a, **k)
+        out["token_type_ids"] = torch.zeros_like(out["input_ids"])
+        return out
+
+
+def test_a_processor_key_the_merge_cannot_carry_turns_the_cache_off(task_kit, mixed_samples):
+    cache = PromptCache(ExtraKeyProcessor(load_processor(task_kit)), FrameCache())
+    for keys, rows in ((["a", "b"], mixed_samples[:2]), (["a", "c"], [mixed_samples[0], mixed_samples[2]])):
+        batch = cache.batch(keys, rows)
+        assert "token_type_ids" in batch.inputs and batch.inputs["token_type_ids"].shape == batch.inputs["input_ids"].shape
+    assert cache.disabled and len(cache) == 0
+
+
+def test_a_batch_keeps_its_own_hits_when_new_rows_push_the_oldest_out(task_kit, mixed_samples):
+    processor, frames = load_processor(task_kit), FrameCache()
+    text = [s for s in mixed_samples if s.data_type == "text"]
+    size = max(_nbytes(build_prompt_batch(processor, [s], frames)) for s in text)
+    cache = PromptCache(processor, frames, max_bytes=int(size * 2.5))  # room for two text prompts
+    cache.batch(["a"], text[:1])
+    cache.batch(["b"], text[1:2])
+    cache.batch(["a", "c"], [text[0], text[1]])  # a is used again: b, the least recently used, goes
+    assert list(cache._rows) == ["a", "c"]

@@ -97,7 +97,7 @@ def test_get_many_returns_each_clip_in_order_decoding_each_video_once(video_file
     hit = cache.get(video_files["wide"], S)
     four = VideoSampling(num_frames=4, min_pixels=None, max_pixels=None)
     clips = cache.get_many([(video_files["sq16"], S), (video_files["wide"], S), (video_files["sq16"], S),
-                            (video_files["sq16"], four)], workers=2)
+                            (video_files["sq16"], four)], cores=2)
     assert [c.num_frames for c in clips] == [8, hit.num_frames, 8, 4]
     assert clips[1] is hit and clips[0] is clips[2]
     assert sorted(dec.calls) == sorted([str(video_files["wide"])] + [str(video_files["sq16"])] * 2)
@@ -117,12 +117,16 @@ def test_get_many_decodes_the_misses_side_by_side(video_files, tmp_path):
 
     other = tmp_path / "copy.mp4"
     shutil.copy(video_files["sq16"], other)
-    clips = FrameCache(decoder=decoder).get_many([(video_files["sq16"], S), (other, S)], workers=2)
+    clips = FrameCache(decoder=decoder).get_many([(video_files["sq16"], S), (other, S)], cores=2)
     assert [c.path for c in clips] == [str(video_files["sq16"].absolute()), str(other.absolute())]
 
 
-def test_get_many_raises_the_first_bad_video_and_keeps_the_good_ones(video_files):
+def test_get_many_raises_the_first_bad_video_and_keeps_the_good_ones(video_files, tmp_path):
     cache = FrameCache()
-    with pytest.raises(VideoError, match="corrupt.mp4"):
-        cache.get_many([(video_files["sq16"], S), (video_files["corrupt"], S), (video_files["empty"], S)], workers=2)
+    missing = tmp_path / "gone.mp4"
+    with pytest.raises(VideoError, match="corrupt.mp4"):  # in request order: the missing file comes later
+        cache.get_many([(video_files["sq16"], S), (video_files["corrupt"], S), (missing, S),
+                        (video_files["empty"], S)], cores=2)
     assert len(cache) == 1 and cache.get(video_files["sq16"], S).num_frames == 8 and cache.hits == 1
+    with pytest.raises(VideoError, match="gone.mp4"):
+        cache.get_many([(missing, S), (video_files["corrupt"], S)], cores=2)

@@ -9,10 +9,13 @@ training; :class:`PromptCache` gives veripo the same, for videos too:
 
 Rows are kept one prompt each (left padding stripped) and merged by :func:`merge_prompt_batches`; the cache holds
 at most ``max_bytes`` of tensors and lets the least recently used prompts go first (a real video prompt's
-``pixel_values_videos`` is tens of MB).
+``pixel_values_videos`` is tens of MB; once the data set is larger than the budget, a reshuffled epoch finds
+about budget / data set of its prompts). A processor that returns a key the merge does not know turns the cache
+off (with a warning) rather than serve batches without it.
 """
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Sequence
 
@@ -31,6 +34,7 @@ CONFIG_DOC = ("Processed prompts (tokens, video patches) kept in memory across s
               "every time.")
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 VISUAL_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "pixel_values", "image_grid_thw")
+log = logging.getLogger(__name__)
 
 
 def merge_prompt_batches(batches: Sequence[PromptBatch], pad_token_id: int) -> PromptBatch:
@@ -90,27 +94,41 @@ class PromptCache:
         self._rows: OrderedDict[str, PromptBatch] = OrderedDict()
         self._bytes = 0
         self.hits = self.misses = 0
+        self.disabled = False  # set when the processor returns a key that merged batches cannot carry
 
     def batch(self, keys: Sequence[str], samples: Sequence[Sample]) -> PromptBatch:
         """The prompts of ``samples`` (``keys[i]`` names ``samples[i]``'s prompt) as one left-padded batch."""
         if len(keys) != len(samples):
             raise ValueError(f"{len(keys)} keys for {len(samples)} samples")
+        if self.disabled:
+            return self._build(samples)
         found = {k: self._rows[k] for k in keys if k in self._rows}
+        for k in found:  # used now: the rows kept below must not push them out first
+            self._rows.move_to_end(k)
         missing = [i for i, k in enumerate(keys) if k not in found]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
-        if missing:
-            built = build_prompt_batch(self.processor, [samples[i] for i in missing], self.frame_cache, self.sampling)
-            rows = split_prompt_batch(built) if (found or self.max_bytes > 0) else []
-            for i, row in zip(missing, rows):
-                found.setdefault(keys[i], row)
-                self._keep(keys[i], row)
-            if len(missing) == len(keys):
-                return built
-        for k in keys:
-            if k in self._rows:
-                self._rows.move_to_end(k)
+        if not missing:
+            return merge_prompt_batches([found[k] for k in keys], self.pad_token_id)
+        built = self._build([samples[i] for i in missing])
+        unknown = set(built.inputs.keys()) - set(TOKEN_KEYS) - set(VISUAL_KEYS)
+        if unknown:  # a processor output merge_prompt_batches cannot rebuild: never serve a batch without it
+            log.warning("prompt cache off: the processor returns %s, which cached prompts cannot carry",
+                        sorted(unknown))
+            self.disabled = True
+            self._rows.clear()
+            self._bytes = 0
+            return built if len(missing) == len(keys) else self._build(samples)
+        rows = split_prompt_batch(built) if (found or self.max_bytes > 0) else []
+        for i, row in zip(missing, rows):
+            found.setdefault(keys[i], row)
+            self._keep(keys[i], row)
+        if len(missing) == len(keys):
+            return built
         return merge_prompt_batches([found[k] for k in keys], self.pad_token_id)
+
+    def _build(self, samples: Sequence[Sample]) -> PromptBatch:
+        return build_prompt_batch(self.processor, samples, self.frame_cache, self.sampling)
 
     def _keep(self, key: str, row: PromptBatch) -> None:
         """Keep ``row`` under ``key`` unless it alone is over the budget; the least recently used rows go first."""

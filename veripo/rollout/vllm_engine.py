@@ -273,12 +273,14 @@ class VLLMEngine:
         from veripo.video.inputs import video_processor_kwargs
 
         processor_kwargs = video_processor_kwargs(self.processor)
+        decoded = iter(self.frame_cache.get_many([(s.path, self.video_sampling) for s in samples
+                                                  if s.data_type == "video"]))  # first reads side by side
         out = []
         for sample in samples:
             dtype, path = sample.data_type, sample.path
             clips, images = [], []
             if dtype == "video":
-                clip = self.frame_cache.get(path, self.video_sampling)
+                clip = next(decoded)
                 clips.append(frame_transform(clip, sample) if frame_transform is not None else clip)
             elif dtype == "image":
                 images.append(Image.open(path).convert("RGB"))

@@ -56,7 +56,7 @@ class FrameCache:
         return (str(path), st.st_mtime_ns, st.st_size, sampling.key(), backend)
 
     def get(self, path: str | Path, sampling: VideoSampling | None = None, threads: int | None = None) -> VideoClip:
-        """The clip, decoded on a miss with ``threads`` decoder threads (default: one per usable core)."""
+        """The clip, decoded on a miss with ``threads`` decoder threads (default :func:`default_workers`)."""
         sampling = sampling or self.sampling
         key = self.key_for(path, sampling, self.backend)
         with self._lock:
@@ -72,32 +72,38 @@ class FrameCache:
         return clip
 
     def get_many(self, requests: Sequence[tuple[str | Path, VideoSampling | None]],
-                 workers: int | None = None) -> list[VideoClip]:
-        """``get`` for each ``(path, sampling)``, in order, the misses decoded ``workers`` at a time (default: one
-        per core this process may run on, at most 8), each decoder with ``workers // misses`` threads of its own
-        (at least 1). Decoding is native code that releases the GIL (decord's ctypes calls, PyAV, torch's resize),
-        and one video per thread scales better than FFmpeg's frame threads within one video (448x448 H.264 on 2
-        cores: 159 ms per video two at a time, 200 ms one at a time with 2 decoder threads, 327 ms with 1). A video
-        requested twice is decoded once. If any request fails, the first failing one's
-        ``VideoError`` is raised once every decode has finished (the good clips are kept in the cache)."""
-        keys = [self.key_for(path, sampling or self.sampling, self.backend) for path, sampling in requests]
+                 cores: int | None = None) -> list[VideoClip]:
+        """``get`` for each ``(path, sampling)``, in order, the misses decoded side by side on ``cores`` threads
+        (default :func:`default_workers`: the cores this process may run on, at most 8), each decoder with
+        ``cores // misses`` threads of its own (at least 1). Decoding is native code that releases the GIL
+        (decord's ctypes calls, PyAV, torch's resize), and one video per thread scales better than FFmpeg's frame
+        threads within one video (448x448 H.264 on 2 cores: 159 ms per video two at a time, 200 ms one at a time
+        with 2 decoder threads, 327 ms with 1). A video requested twice is decoded once. If any request fails
+        (a missing, empty or corrupt file), the ``VideoError`` of the first failing one in request order is raised
+        once every decode has finished; the good clips are kept in the cache."""
+        keys: list[tuple | VideoError] = []
+        for path, sampling in requests:
+            try:
+                keys.append(self.key_for(path, sampling or self.sampling, self.backend))
+            except VideoError as e:  # a missing file: raised in its turn, after the decodes
+                keys.append(e)
         misses: dict[tuple, tuple[str | Path, VideoSampling]] = {}
         with self._lock:
             for key, (path, sampling) in zip(keys, requests):
-                if key not in self._entries and key not in misses:
+                if not isinstance(key, VideoError) and key not in self._entries and key not in misses:
                     misses[key] = (path, sampling or self.sampling)
-        cores = workers or default_workers()
-        workers = min(len(misses), cores)
+        cores = cores or default_workers()
+        pool_size = min(len(misses), cores)
         threads = max(1, cores // max(1, len(misses)))  # fewer videos than cores: each decoder gets the rest
-        if workers > 1:
-            with ThreadPoolExecutor(workers, thread_name_prefix="veripo-decode") as pool:
+        if pool_size > 1:
+            with ThreadPoolExecutor(pool_size, thread_name_prefix="veripo-decode") as pool:
                 decoded = list(pool.map(lambda item: self._try_get(*item, threads), misses.values()))
         else:
             decoded = [self._try_get(path, sampling, threads) for path, sampling in misses.values()]
         by_key = dict(zip(misses, decoded))
         out = []
         for key, (path, sampling) in zip(keys, requests):
-            result = by_key.get(key)
+            result = key if isinstance(key, VideoError) else by_key.get(key)
             if isinstance(result, VideoError):
                 raise result
             out.append(result if result is not None else self.get(path, sampling))

@@ -80,11 +80,12 @@ class VideoClip:
 
 
 def decode_video(path: str | Path, sampling: VideoSampling | None = None, backend: str = "auto",
-                 threads: int = 1) -> VideoClip:
+                 threads: int | None = None) -> VideoClip:
     """Sample frames from ``path`` following ``sampling`` (default ``VideoSampling()``); see the module doc.
 
     backend: "auto" (decord, then PyAV if decord is missing or fails), "decord" or "pyav". ``threads``: the
-    decoder's own threads for this one video (FFmpeg frame/slice threads; the frames are the same for any count).
+    decoder's own threads for this one video (FFmpeg frame/slice threads; the frames are the same for any count); None:
+    decord 1, PyAV its own default.
     Raises VideoError (naming the file) for a missing, empty, corrupt or frameless video.
     """
     if backend not in BACKENDS:
@@ -102,7 +103,7 @@ def decode_video(path: str | Path, sampling: VideoSampling | None = None, backen
     failures: list[str] = []
     for name in order:
         try:
-            frames, indices, native_fps, total, span = readers[name](str(path), sampling, max(1, threads))
+            frames, indices, native_fps, total, span = readers[name](str(path), sampling, threads)
         except VideoError:
             raise
         except Exception as e:  # decoder libraries raise many types (DECORDError, av.error.*, RuntimeError...)
@@ -151,10 +152,11 @@ def _choose(total: int, native_fps: float, sampling: VideoSampling) -> tuple[lis
     return sample_indices(total, sampling.num_frames_for(span, native_fps), first, last), span
 
 
-def _read_decord(path: str, sampling: VideoSampling, threads: int = 1) -> tuple[np.ndarray, list[int], float, int, int]:
+def _read_decord(path: str, sampling: VideoSampling, threads: int | None = None
+                 ) -> tuple[np.ndarray, list[int], float, int, int]:
     import decord
 
-    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=max(1, threads or 1))
     total, native_fps = len(reader), float(reader.get_avg_fps())
     indices, span = _choose(total, native_fps, sampling)
     chunks = []
@@ -166,7 +168,8 @@ def _read_decord(path: str, sampling: VideoSampling, threads: int = 1) -> tuple[
     return np.concatenate(chunks), indices, native_fps, total, span
 
 
-def _read_pyav(path: str, sampling: VideoSampling, threads: int = 1) -> tuple[np.ndarray, list[int], float, int, int]:
+def _read_pyav(path: str, sampling: VideoSampling, threads: int | None = None
+               ) -> tuple[np.ndarray, list[int], float, int, int]:
     import av
 
     with av.open(path) as container:
@@ -187,7 +190,8 @@ def _read_pyav(path: str, sampling: VideoSampling, threads: int = 1) -> tuple[np
     return frames, indices, native_fps, total, span
 
 
-def _pyav_pick(path: str, indices: list[int], sampling: VideoSampling, threads: int = 1) -> tuple[np.ndarray, int]:
+def _pyav_pick(path: str, indices: list[int], sampling: VideoSampling, threads: int | None = None
+               ) -> tuple[np.ndarray, int]:
     """Decode sequentially and keep the (resized) frames at ``indices``, repeats allowed; returns (frames, frames decoded)."""
     import av
 
@@ -200,7 +204,8 @@ def _pyav_pick(path: str, indices: list[int], sampling: VideoSampling, threads: 
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        stream.thread_count = threads
+        if threads:
+            stream.thread_count = threads
         for frame in container.decode(stream):
             if decoded in wanted:
                 array = resize_frames(frame.to_ndarray(format="rgb24")[None], sampling, len(indices))[0]
