@@ -272,6 +272,23 @@ def test_engine_builds_one_request_per_sample_and_names_an_unreadable_video(tiny
         engine.vllm_inputs([text_sample(), broken])
 
 
+def test_a_rows_own_video_options_reach_the_vllm_request_as_they_reach_the_update(tiny_kit_dir, kit_processor):
+    """A row's qwen-vl-utils video options (``nframes`` here) set its frames for the update forward
+    (``prompt_batch``); the vLLM request must carry the same frames, or the rollouts are sampled from other frames
+    than the ones they are trained on (the request used the run's sampling for every row)."""
+    from veripo.rollout.vllm_engine import VLLMEngine
+
+    engine = VLLMEngine(tiny_kit_dir, VideoSampling(num_frames=8, max_pixels=56 * 56, min_pixels=None),
+                        llm=SimpleNamespace(), processor=kit_processor)
+    sample = video_sample()
+    sample.video_options = {"nframes": 4}
+    (req,) = engine.vllm_inputs([sample])
+    frames, meta = req["multi_modal_data"]["video"]
+    update = engine.prompt_batch([sample])
+    assert frames.shape[0] == 4 == len(meta["frames_indices"])
+    assert int(update.inputs["video_grid_thw"][0][0]) * 2 == frames.shape[0]  # temporal patch 2
+
+
 def test_vllm_is_not_imported_and_a_missing_vllm_is_an_import_error(tiny_kit_dir):
     import importlib.util
 

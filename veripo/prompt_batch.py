@@ -27,6 +27,15 @@ class PromptBatch:
         return len(self.texts)
 
 
+def row_sampling(sample: Sample, sampling: VideoSampling | None, frame_cache: FrameCache) -> VideoSampling | None:
+    """The frame sampling of ``sample``'s video: its own qwen-vl-utils video item options (``nframes``, ``fps``,
+    pixel bounds) over the run's ``sampling`` when the row has them. Every path that reads a row's video (the
+    update forward's prompt batch, the vLLM request) goes through this, so both see the same frames."""
+    if not sample.video_options:
+        return sampling
+    return sampling_from_message(sample.video_options, sampling or frame_cache.sampling)
+
+
 def build_prompt_batch(processor, samples: Sequence[Sample], frame_cache: FrameCache,
                        sampling: VideoSampling | None = None, reasoning: bool = True,
                        frame_transform=None) -> PromptBatch:
@@ -38,13 +47,12 @@ def build_prompt_batch(processor, samples: Sequence[Sample], frame_cache: FrameC
     from PIL import Image
 
     texts = [render_prompt(processor, chat_messages(sample, reasoning=reasoning)) for sample in samples]
-    requests = [(s.path, sampling_from_message(s.video_options, sampling or frame_cache.sampling)
-                 if s.video_options else sampling) for s in samples if s.data_type == "video"]
+    requests = [(s.path, row_sampling(s, sampling, frame_cache)) for s in samples if s.data_type == "video"]
     decoded = iter(frame_cache.get_many(requests))  # a batch's first reads decoded side by side
     clips, images, n_videos, n_images = [], [], [], []
     for sample in samples:
         clip = image = None
-        if sample.data_type == "video":  # the row's qwen-vl-utils video item options, if any, set its sampling
+        if sample.data_type == "video":
             clip = next(decoded)
             if frame_transform is not None:
                 clip = frame_transform(clip, sample)

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from veripo.errors import ConfigError, VeripoError
-from veripo.prompt_batch import PromptBatch, build_prompt_batch
+from veripo.prompt_batch import PromptBatch, build_prompt_batch, row_sampling
 from veripo.rollout.engine import EngineCapabilities, EngineSpec
 from veripo.generation.types import Completion, SamplingParams
 from veripo.rollout.vllm_requests import (build_vllm_prompt, chat_messages_for_server, chat_request,
@@ -273,8 +273,8 @@ class VLLMEngine:
         from veripo.video.inputs import video_processor_kwargs
 
         processor_kwargs = video_processor_kwargs(self.processor)
-        decoded = iter(self.frame_cache.get_many([(s.path, self.video_sampling) for s in samples
-                                                  if s.data_type == "video"]))  # first reads side by side
+        decoded = iter(self.frame_cache.get_many([(s.path, row_sampling(s, self.video_sampling, self.frame_cache))
+                                                  for s in samples if s.data_type == "video"]))  # side by side
         out = []
         for sample in samples:
             dtype, path = sample.data_type, sample.path
