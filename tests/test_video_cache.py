@@ -100,6 +100,7 @@ def test_get_many_returns_each_clip_in_order_decoding_each_video_once(video_file
                             (video_files["sq16"], four)], cores=2)
     assert [c.num_frames for c in clips] == [8, hit.num_frames, 8, 4]
     assert clips[1] is hit and clips[0] is clips[2]
+    assert (cache.hits, cache.misses) == (2, 3)  # as four gets in a row would count: wide and the repeat hit
     assert sorted(dec.calls) == sorted([str(video_files["wide"])] + [str(video_files["sq16"])] * 2)
     assert clips[0].frames.tobytes() == decode_video(video_files["sq16"], S).frames.tobytes()
 

@@ -24,7 +24,7 @@ from transformers import BatchFeature
 
 from veripo.data.schema import Sample
 from veripo.prompt_batch import PromptBatch, build_prompt_batch
-from veripo.sequences import select_prompts
+from veripo.sequences import TOKEN_KEYS, select_prompts
 from veripo.video.cache import FrameCache
 from veripo.video.sampling import VideoSampling
 
@@ -32,7 +32,6 @@ DEFAULT_MB = 1024
 CONFIG_DOC = ("Processed prompts (tokens, video patches) kept in memory across steps and epochs, so each row's prompt "
               "goes through the chat template and the processor once; least recently used out first; 0 = rebuild "
               "every time.")
-TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 VISUAL_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "pixel_values", "image_grid_thw")
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def merge_prompt_batches(batches: Sequence[PromptBatch], pad_token_id: int) -> P
     if not batches:
         raise ValueError("merge_prompt_batches: no batches")
     keys = set().union(*(b.inputs.keys() for b in batches))
-    unknown = keys - set(TOKEN_KEYS) - set(VISUAL_KEYS)
+    unknown = _unmergeable(keys)
     if unknown:
         raise ValueError(f"merge_prompt_batches: cannot merge processor output(s) {sorted(unknown)}")
     width = max(int(b.inputs["input_ids"].shape[1]) for b in batches)
@@ -71,6 +70,11 @@ def split_prompt_batch(prompts: PromptBatch) -> list[PromptBatch]:
                                videos_per_prompt=[prompts.videos_per_prompt[row]],
                                images_per_prompt=[prompts.images_per_prompt[row]]))
     return out
+
+
+def _unmergeable(keys) -> set[str]:
+    """The processor outputs among ``keys`` that :func:`merge_prompt_batches` cannot rebuild."""
+    return set(keys) - set(TOKEN_KEYS) - set(VISUAL_KEYS)
 
 
 def _left_pad(t: torch.Tensor, width: int, fill: int) -> torch.Tensor:
@@ -111,7 +115,7 @@ class PromptCache:
         if not missing:
             return merge_prompt_batches([found[k] for k in keys], self.pad_token_id)
         built = self._build([samples[i] for i in missing])
-        unknown = set(built.inputs.keys()) - set(TOKEN_KEYS) - set(VISUAL_KEYS)
+        unknown = _unmergeable(built.inputs.keys())
         if unknown:  # a processor output merge_prompt_batches cannot rebuild: never serve a batch without it
             log.warning("prompt cache off: the processor returns %s, which cached prompts cannot carry",
                         sorted(unknown))

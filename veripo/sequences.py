@@ -19,6 +19,10 @@ from veripo.prompt_batch import PromptBatch
 from veripo.prompt_sharing import can_share_prompts, full_positions, shared_prompt_logits
 
 
+#: the per-token model inputs of a batch (one row per sequence, padded); the visual tensors are per video / image
+TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
+
+
 @dataclasses.dataclass
 class SequenceBatch:
     model_inputs: dict[str, Any]      # input_ids [N, P+C], attention_mask, mm_token_type_ids, visual tensors
@@ -49,7 +53,7 @@ def select_prompts(prompts: PromptBatch, index: Sequence[int]) -> dict[str, Any]
     """The prompt batch's model inputs for prompts ``index`` (repeats allowed), visual tensors included."""
     inp = prompts.inputs
     idx = torch.as_tensor(list(index), dtype=torch.long)
-    out: dict[str, Any] = {k: inp[k][idx] for k in ("input_ids", "attention_mask", "mm_token_type_ids") if k in inp}
+    out: dict[str, Any] = {k: inp[k][idx] for k in TOKEN_KEYS if k in inp}
     for kind, per_prompt, values_key, grid_key, extra_keys in (
         ("video", prompts.videos_per_prompt, "pixel_values_videos", "video_grid_thw", ("second_per_grid_ts",)),
         ("image", prompts.images_per_prompt, "pixel_values", "image_grid_thw", ()),
@@ -119,7 +123,7 @@ def extend_prompts(inputs: dict[str, Any], prefixes: Sequence[Sequence[int]], pa
 def _slice_visual(inputs: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
     """Rows [start, stop) of a sequence batch, with their visual tensors (one chunk of a micro-batch loop)."""
     out = {k: v[start:stop] for k, v in inputs.items()
-           if k in ("input_ids", "attention_mask", "mm_token_type_ids")}
+           if k in TOKEN_KEYS}
     for values_key, grid_key, extra in (("pixel_values_videos", "video_grid_thw", "second_per_grid_ts"),
                                         ("pixel_values", "image_grid_thw", None)):
         if values_key not in inputs:

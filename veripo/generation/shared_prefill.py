@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from veripo.models.kv_cache import cache_argument, has_visual_inputs, output_cache, vl_body
+from veripo.sequences import TOKEN_KEYS
 
 
 def can_share_prefill(model, inputs: dict[str, Any], n: int) -> bool:
@@ -30,7 +31,7 @@ def can_share_prefill(model, inputs: dict[str, Any], n: int) -> bool:
 def prefilled_generate_kwargs(model, inputs: dict[str, Any], n: int) -> dict[str, Any]:
     """The keyword arguments for ``model.generate`` (besides the sampling ones, and with
     ``num_return_sequences=1``) that continue ``inputs``' prompts, each repeated ``n`` times, from one prefill."""
-    head = {k: (v[:, :-1] if k in ("input_ids", "attention_mask", "mm_token_type_ids") else v)
+    head = {k: (v[:, :-1] if k in TOKEN_KEYS else v)
             for k, v in inputs.items()}
     body = getattr(model, "base_model", model)  # HF's decoder below the LM head: the prefill needs no logits
     out = body(**head, use_cache=True) if body is not model else model(**head, use_cache=True, logits_to_keep=1)
@@ -44,5 +45,5 @@ def prefilled_generate_kwargs(model, inputs: dict[str, Any], n: int) -> dict[str
             holder.rope_deltas = torch.zeros(inputs["input_ids"].shape[0] * n, 1, dtype=torch.long,
                                              device=inputs["input_ids"].device)
     rows = {k: v.repeat_interleave(n, 0) for k, v in inputs.items()
-            if k in ("input_ids", "attention_mask", "mm_token_type_ids")}
+            if k in TOKEN_KEYS}
     return {**rows, cache_argument(model): cache}

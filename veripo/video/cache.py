@@ -87,10 +87,19 @@ class FrameCache:
                 keys.append(self.key_for(path, sampling or self.sampling, self.backend))
             except VideoError as e:  # a missing file: raised in its turn, after the decodes
                 keys.append(e)
+        found: dict[tuple, VideoClip] = {}
         misses: dict[tuple, tuple[str | Path, VideoSampling]] = {}
-        with self._lock:
+        with self._lock:  # hits are served here, as get would (a repeat of a miss counts as a hit, as it would there)
             for key, (path, sampling) in zip(keys, requests):
-                if not isinstance(key, VideoError) and key not in self._entries and key not in misses:
+                if isinstance(key, VideoError):
+                    continue
+                clip = self._entries.get(key)
+                if clip is not None:
+                    self._entries.move_to_end(key)
+                    found[key] = clip
+                if clip is not None or key in misses:
+                    self.hits += 1
+                else:
                     misses[key] = (path, sampling or self.sampling)
         cores = cores or default_workers()
         pool_size = min(len(misses), cores)
@@ -100,13 +109,13 @@ class FrameCache:
                 decoded = list(pool.map(lambda item: self._try_get(*item, threads), misses.values()))
         else:
             decoded = [self._try_get(path, sampling, threads) for path, sampling in misses.values()]
-        by_key = dict(zip(misses, decoded))
+        found.update(zip(misses, decoded))
         out = []
-        for key, (path, sampling) in zip(keys, requests):
-            result = key if isinstance(key, VideoError) else by_key.get(key)
+        for key in keys:
+            result = key if isinstance(key, VideoError) else found[key]
             if isinstance(result, VideoError):
                 raise result
-            out.append(result if result is not None else self.get(path, sampling))
+            out.append(result)
         return out
 
     def _try_get(self, path: str | Path, sampling: VideoSampling, threads: int) -> VideoClip | VideoError:
